@@ -1,0 +1,45 @@
+"""Liveness and readiness probes."""
+
+import socket
+import time
+from urllib.parse import urlparse
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+
+
+def healthz(request):
+    """Answer 200 while the process serves requests."""
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return "ok"
+
+
+def _check_nats() -> str:
+    """Open a TCP connection to the first NATS server and read its INFO line."""
+    if not settings.NATS_URL:
+        raise RuntimeError("NATS_URL not configured")
+    url = urlparse(settings.NATS_URL.split(",")[0].strip())
+    with socket.create_connection((url.hostname, url.port or 4222), timeout=1) as sock:
+        sock.settimeout(1)
+        if not sock.recv(1024).startswith(b"INFO"):
+            raise RuntimeError("not a NATS server")
+    return "ok"
+
+
+def readyz(request):
+    """Answer 200 when PostgreSQL and NATS are reachable, 503 otherwise, naming each."""
+    checks, ready = {}, True
+    for name, check in (("database", _check_database), ("nats", _check_nats)):
+        started = time.monotonic()
+        try:
+            checks[name] = {"status": check(), "ms": round((time.monotonic() - started) * 1000, 1)}
+        except Exception as exc:
+            checks[name] = {"status": "unavailable", "error": str(exc)[:200]}
+            ready = False
+    return JsonResponse({"status": "ready" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)

@@ -1,0 +1,175 @@
+"""Settings, read from the environment only (this is the one module that reads it).
+
+Unset ``DATABASE_URL`` / ``NATS_URL`` mean "the embedded servers of the devstack
+running in this checkout" (see ``events/devstack.py``); without one running,
+commands that need a database say so and exit.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = BASE_DIR / ".data"
+DEVSTACK_STATE = DATA_DIR / "devstack" / "state.json"
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    return os.environ.get(name, str(default)).lower() in {"1", "true", "yes", "on"}
+
+
+def _running_devstack() -> dict:
+    """Return the servers of a devstack running in this checkout, or {}."""
+    try:
+        state = json.loads(DEVSTACK_STATE.read_text())
+        os.kill(state["pid"], 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return state
+
+
+_devstack = _running_devstack()
+
+# https://docs.djangoproject.com/en/5.2/ref/settings/#secret-key
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
+DEBUG = _env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "events",
+    "accounts",
+    "shop",
+    "inventory",
+    "demo",
+]
+
+MIDDLEWARE = [
+    "config.middleware.JsonErrorsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# https://docs.djangoproject.com/en/5.2/ref/databases/#connection-pool
+# Django's psycopg pool: one pool per process, a connection borrowed per request
+# (and per worker batch), never leaked whatever the server model.
+DATABASE_URL = os.environ.get("DATABASE_URL") or _devstack.get("database_url", "")
+DATABASE_CONFIGURED = bool(DATABASE_URL)
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL or "postgresql://unconfigured.invalid/unconfigured"),
+}
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+DATABASES["default"]["OPTIONS"] = {
+    "pool": {
+        "min_size": 1,
+        "max_size": int(os.environ.get("DB_POOL_MAX_SIZE", "12")),
+        "timeout": 10,
+    },
+}
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("DJANGO_TEST_DATABASE", "test_shop")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# https://docs.djangoproject.com/en/5.2/topics/cache/
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# NATS JetStream, the event bus.
+NATS_URL = os.environ.get("NATS_URL") or _devstack.get("nats_url", "")
+EVENT_STREAMS = {
+    # name: subjects. File storage, duplicate window below (see events/streams.py).
+    "SHOP": ["shop.>"],
+    "INVENTORY": ["inventory.>"],
+}
+EVENT_STREAM_REPLICAS = int(os.environ.get("EVENT_STREAM_REPLICAS", "1"))
+EVENT_DUPLICATE_WINDOW_SECONDS = 300
+# The durable consumers this deployment runs, each an events.consumer.Consumer.
+EVENT_CONSUMERS = [
+    "inventory.handlers.CONSUMER",
+    "shop.handlers.CONSUMER",
+    "shop.projections.CONSUMER",
+]
+# Read models that rebuild_projections can drop and rebuild from the event log.
+EVENT_PROJECTIONS = [
+    "inventory.projections.STOCK",
+    "shop.projections.STOCK_LEVELS",
+]
+# Checks run by verify_invariants; each returns a list of violations.
+INVARIANT_CHECKS = [
+    "inventory.checks.check_stock",
+    "shop.checks.check_orders",
+    "events.checks.check_outbox",
+]
+# Consumer runner: messages fetched (and committed) together, attempts before dead-lettering.
+EVENT_BATCH_SIZE = int(os.environ.get("EVENT_BATCH_SIZE", "100"))
+EVENT_MAX_DELIVER = int(os.environ.get("EVENT_MAX_DELIVER", "5"))
+EVENT_WORKER_THREADS = int(os.environ.get("EVENT_WORKER_THREADS", "4"))
+# Relay: events per round, publishes in flight, seconds to wait for each ack, idle poll.
+RELAY_BATCH_SIZE = int(os.environ.get("RELAY_BATCH_SIZE", "500"))
+RELAY_MAX_IN_FLIGHT = int(os.environ.get("RELAY_MAX_IN_FLIGHT", "256"))
+RELAY_PUBLISH_TIMEOUT = float(os.environ.get("RELAY_PUBLISH_TIMEOUT", "5"))
+RELAY_POLL_INTERVAL = float(os.environ.get("RELAY_POLL_INTERVAL", "0.005"))
+
+# Orders.
+ORDER_MAX_LINES = 100
+ORDER_MAX_QUANTITY = 1000
+RESTOCK_MAX_QUANTITY = 1_000_000
+ORDER_PENDING_ALERT_SECONDS = int(os.environ.get("ORDER_PENDING_ALERT_SECONDS", "60"))
+OUTBOX_UNPUBLISHED_ALERT_SECONDS = int(os.environ.get("OUTBOX_UNPUBLISHED_ALERT_SECONDS", "60"))
+# Request bodies larger than this are refused with 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/admin/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"nats": {"level": "WARNING"}, "django.request": {"level": "ERROR"}},
+}

@@ -1,0 +1,39 @@
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from demo.catalog import CATEGORIES, demo_products
+from inventory.services import stock_receive
+from shop.models import Category, Product
+
+
+class Command(BaseCommand):
+    help = "Create the demo catalog, its opening stock and the staff user 'admin' (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--products", type=int, default=24, help="number of products (default 24)")
+        parser.add_argument("--stock", type=int, default=100, help="opening stock of each new product (default 100)")
+        parser.add_argument("--admin-password", default="admin", help="password of the staff user 'admin'")
+
+    @transaction.atomic
+    def handle(self, *args, products, stock, admin_password, **options):
+        categories = {slug: Category.objects.get_or_create(slug=slug, defaults={"name": name})[0]
+                      for slug, name in CATEGORIES}  # fmt: skip
+        created = 0
+        for sku, category, name, description, price in demo_products(products):
+            _, new = Product.objects.get_or_create(
+                sku=sku,
+                defaults={"name": name, "description": description, "price": price,
+                          "category": categories[category], "image_url": f"/static/shop/products/{category}.svg"},
+            )  # fmt: skip
+            if new:
+                created += 1
+                if stock > 0:
+                    stock_receive(sku=sku, quantity=stock, create=True)
+        user, new_user = get_user_model().objects.get_or_create(
+            username="admin", defaults={"is_staff": True, "is_superuser": True, "email": "admin@example.org"}
+        )
+        if new_user:
+            user.set_password(admin_password)
+            user.save()
+        self.stdout.write(f"seeded {created} new products (stock {stock} each); staff user 'admin'")

@@ -1,0 +1,133 @@
+"""Connections to NATS and the JetStream streams and durable consumers.
+
+Streams (DESIGN §4): file storage, a duplicate window of minutes so the relay
+may re-publish after a crash without duplicating (``Nats-Msg-Id`` = event id,
+https://docs.nats.io/using-nats/developer/develop_jetstream/model_deep_dive#message-deduplication).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+import nats
+from django.conf import settings
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js import api as js_api
+from nats.js.errors import BadRequestError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+# Each consumer leaves redelivery to us (we count deliveries and dead-letter),
+# so the server never gives up on a message by itself.
+ACK_WAIT_SECONDS = 30
+MAX_ACK_PENDING = 20_000
+
+
+class NatsNotConfigured(RuntimeError):
+    """Neither NATS_URL nor a running devstack says where NATS is."""
+
+
+def nats_url() -> str:
+    """Return the configured NATS URL, or raise with what to do."""
+    if not settings.NATS_URL:
+        raise NatsNotConfigured("NATS_URL is not set and no devstack runs here: run `make demo` or set NATS_URL")
+    return settings.NATS_URL
+
+
+async def connect(name: str, *, wait: bool = True, **options) -> NATS:
+    """Connect to NATS and reconnect forever after; with ``wait``, retry while it is down."""
+    servers = [url.strip() for url in nats_url().split(",")]
+
+    async def on_disconnect() -> None:
+        log.warning("nats disconnected (%s)", name)
+
+    async def on_reconnect() -> None:
+        log.info("nats reconnected (%s)", name)
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error (%s): %r", name, exc)
+
+    params = dict(
+        servers=servers,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=2,
+        allow_reconnect=True,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+        error_cb=on_error,
+    )
+    params.update(options)
+    delay = 0.2
+    while True:
+        try:
+            return await nats.connect(**params)
+        except Exception as exc:  # nats raises several types for "no server"
+            if not wait:
+                raise
+            log.warning("nats not reachable (%s): %r; retrying in %.1fs", name, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5)
+
+
+def stream_config(name: str, subjects: list[str]) -> js_api.StreamConfig:
+    """Return the configuration of one stream."""
+    return js_api.StreamConfig(
+        name=name,
+        subjects=subjects,
+        storage=js_api.StorageType.FILE,
+        retention=js_api.RetentionPolicy.LIMITS,
+        duplicate_window=float(settings.EVENT_DUPLICATE_WINDOW_SECONDS),
+        num_replicas=settings.EVENT_STREAM_REPLICAS,
+    )
+
+
+async def ensure_streams(js: JetStreamContext) -> list[str]:
+    """Create or update every configured stream; safe to run any number of times."""
+    done = []
+    for name, subjects in settings.EVENT_STREAMS.items():
+        config = stream_config(name, subjects)
+        try:
+            await js.add_stream(config)
+        except BadRequestError:
+            # Exists with another configuration: bring it up to date.
+            await js.update_stream(config)
+        done.append(name)
+    return done
+
+
+def consumer_config(durable: str, subjects: Iterable[str]) -> js_api.ConsumerConfig:
+    """Return the configuration of one durable pull consumer."""
+    return js_api.ConsumerConfig(
+        durable_name=durable,
+        name=durable,
+        ack_policy=js_api.AckPolicy.EXPLICIT,
+        deliver_policy=js_api.DeliverPolicy.ALL,
+        ack_wait=ACK_WAIT_SECONDS,
+        max_deliver=-1,
+        max_ack_pending=MAX_ACK_PENDING,
+        filter_subjects=list(subjects),
+    )
+
+
+async def ensure_consumer(js: JetStreamContext, stream: str, durable: str, subjects: Iterable[str]) -> None:
+    """Create the durable consumer (the server updates an existing one in place)."""
+    config = consumer_config(durable, subjects)
+    try:
+        await js.add_consumer(stream, config)
+    except BadRequestError as exc:
+        # A change the server cannot apply in place; keep the consumer and its position.
+        log.warning("consumer %s on %s kept as it was: %s", durable, stream, exc)
+
+
+async def consumer_pending(js: JetStreamContext, stream: str, durable: str) -> tuple[int, int]:
+    """Return (messages not yet delivered, delivered but not yet acked) for a durable."""
+    try:
+        info = await js.consumer_info(stream, durable)
+    except NotFoundError:
+        return 0, 0
+    return info.num_pending or 0, info.num_ack_pending or 0

@@ -1,0 +1,19 @@
+"""Invariants of the event machinery, checked by ``verify_invariants``."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from .models import StoredEvent
+
+
+def check_outbox() -> list[str]:
+    """Return a violation when events wait unpublished longer than OUTBOX_UNPUBLISHED_ALERT_SECONDS."""
+    limit = timezone.now() - timedelta(seconds=settings.OUTBOX_UNPUBLISHED_ALERT_SECONDS)
+    late = StoredEvent.objects.filter(published_at__isnull=True, occurred_at__lt=limit)
+    count = late.count()
+    if not count:
+        return []
+    oldest = late.order_by("seq").first()
+    return [f"{count} events unpublished for over {settings.OUTBOX_UNPUBLISHED_ALERT_SECONDS}s (oldest {oldest})"]

@@ -1,0 +1,63 @@
+"""The event log (which is also the outbox), consumer receipts and dead letters."""
+
+from django.db import models
+
+
+class StoredEvent(models.Model):
+    """One event, appended in the transaction of the change that caused it.
+
+    The table is both the **event log** (rows are never updated but for
+    ``published_at``, never deleted) and the **transactional outbox**: the relay
+    publishes rows whose ``published_at`` is null, oldest first.
+    """
+
+    seq = models.BigAutoField(primary_key=True)
+    event_id = models.UUIDField(unique=True)
+    type = models.CharField(max_length=100)
+    version = models.PositiveSmallIntegerField()
+    subject = models.CharField(max_length=200)
+    aggregate_id = models.CharField(max_length=100, db_index=True)
+    correlation_id = models.CharField(max_length=100, db_index=True)
+    causation_id = models.CharField(max_length=100, null=True, blank=True)
+    occurred_at = models.DateTimeField()
+    payload = models.BinaryField()  # the exact bytes published (JSON wire format)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The relay's work queue: small, because published rows leave it.
+            models.Index(fields=["seq"], name="outbox_unpublished", condition=models.Q(published_at__isnull=True)),
+            models.Index(fields=["type", "seq"], name="event_type_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
+
+
+class ProcessedEvent(models.Model):
+    """Receipt: ``consumer`` has applied ``event_id``; written with the effect."""
+
+    pk = models.CompositePrimaryKey("consumer", "event_id")
+    consumer = models.CharField(max_length=100)
+    event_id = models.UUIDField()
+    processed_at = models.DateTimeField(auto_now_add=True)
+
+
+class DeadLetter(models.Model):
+    """A message a consumer could not decode or kept failing on, kept for replay."""
+
+    consumer = models.CharField(max_length=100)
+    subject = models.CharField(max_length=200)
+    data = models.BinaryField()
+    headers = models.JSONField(default=dict)
+    error = models.TextField()
+    deliveries = models.PositiveIntegerField()
+    stream_seq = models.BigIntegerField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.consumer} {self.subject} ({self.error[:40]})"

@@ -1,0 +1,72 @@
+"""The transactional outbox: record events in the caller's database transaction.
+
+``record`` refuses to run outside a transaction, so an event can never be
+written without the state change that caused it, nor the change without it.
+Inside a consumer, the event being handled becomes the causation of every
+event recorded, and its correlation id is carried on.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import connection
+
+from .base import Envelope, Event, encode, new_envelope
+from .models import StoredEvent
+
+_cause: contextvars.ContextVar[Envelope | None] = contextvars.ContextVar("event_cause", default=None)
+
+
+class OutsideTransaction(RuntimeError):
+    """An event was recorded outside a database transaction."""
+
+
+@contextmanager
+def caused_by(envelope: Envelope | None) -> Iterator[None]:
+    """Make ``envelope`` the cause of events recorded inside the block."""
+    token = _cause.set(envelope)
+    try:
+        yield
+    finally:
+        _cause.reset(token)
+
+
+def current_cause() -> Envelope | None:
+    """Return the envelope of the event being handled, if any."""
+    return _cause.get()
+
+
+def record(event: Event, *, correlation_id: str | None = None) -> Envelope:
+    """Append ``event`` to the log/outbox in the current transaction."""
+    return record_many([event], correlation_id=correlation_id)[0]
+
+
+def record_many(events: list[Event], *, correlation_id: str | None = None) -> list[Envelope]:
+    """Append several events in one INSERT, in order, in the current transaction."""
+    if not connection.in_atomic_block:
+        raise OutsideTransaction("events must be recorded inside transaction.atomic()")
+    cause = _cause.get()
+    correlation_id = correlation_id or (cause.correlation_id if cause else None)
+    causation_id = cause.event_id if cause else None
+    envelopes, rows = [], []
+    for event in events:
+        envelope = new_envelope(event, correlation_id=correlation_id, causation_id=causation_id)
+        envelopes.append(envelope)
+        rows.append(
+            StoredEvent(
+                event_id=envelope.event_id,
+                type=envelope.type,
+                version=envelope.version,
+                subject=event.subject(),
+                aggregate_id=envelope.aggregate_id,
+                correlation_id=envelope.correlation_id,
+                causation_id=envelope.causation_id,
+                occurred_at=envelope.occurred_at,
+                payload=encode(envelope, event.to_data()),
+            )
+        )
+    StoredEvent.objects.bulk_create(rows)
+    return envelopes

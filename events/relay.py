@@ -1,0 +1,144 @@
+"""The relay: publish committed outbox rows to JetStream, then mark them published.
+
+One round: lock up to ``RELAY_BATCH_SIZE`` unpublished rows (``FOR UPDATE SKIP
+LOCKED``, so two relays never take the same row), publish them all with
+``publish_async`` (at most ``RELAY_MAX_IN_FLIGHT`` awaiting their ack, each
+with a timeout), mark the acknowledged ones published and commit. Each message
+carries ``Nats-Msg-Id`` = event id: if the relay dies after publishing and
+before its commit, the rows are published again and JetStream drops the
+duplicates (within the stream's duplicate window).
+
+The relay talks to PostgreSQL with psycopg's async connection directly: its
+transaction spans the awaits of the publishes, which Django's thread-bound
+connections cannot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+import psycopg
+from django.conf import settings
+from django.db import connection
+
+from . import bus
+
+log = logging.getLogger(__name__)
+
+CLAIM = """
+    SELECT seq, event_id::text, subject, payload FROM events_storedevent
+    WHERE published_at IS NULL ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
+"""
+MARK = "UPDATE events_storedevent SET published_at = now() WHERE seq = ANY(%s)"
+
+
+def database_conninfo() -> dict:
+    """Return psycopg connection parameters of Django's default database."""
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    params.pop("prepare_threshold", None)
+    return params
+
+
+@dataclass
+class Relay:
+    """Move events from the outbox to JetStream until ``stop`` is set."""
+
+    batch_size: int = 0
+    max_in_flight: int = 0
+    publish_timeout: float = 0
+    poll_interval: float = 0
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    published: int = 0
+
+    def __post_init__(self) -> None:
+        self.batch_size = self.batch_size or settings.RELAY_BATCH_SIZE
+        self.max_in_flight = self.max_in_flight or settings.RELAY_MAX_IN_FLIGHT
+        self.publish_timeout = self.publish_timeout or settings.RELAY_PUBLISH_TIMEOUT
+        self.poll_interval = self.poll_interval or settings.RELAY_POLL_INTERVAL
+
+    async def run(self) -> None:
+        """Relay forever: reconnect to either server after any failure, with a backoff."""
+        nc = await bus.connect("relay")
+        js = nc.jetstream(publish_async_max_pending=self.max_in_flight)
+        await self._ensure_streams(js)
+        backoff = 0.2
+        try:
+            while not self.stop.is_set():
+                try:
+                    async with await psycopg.AsyncConnection.connect(**database_conninfo()) as db:
+                        log.info("relay running (batch %d, in flight %d)", self.batch_size, self.max_in_flight)
+                        await self._loop(db, js)
+                except (psycopg.Error, OSError) as exc:
+                    log.warning("relay: database unavailable (%r); retrying in %.1fs", exc, backoff)
+                    await self._sleep(backoff)
+                    backoff = min(backoff * 2, 5)
+        finally:
+            await nc.drain()
+
+    async def _ensure_streams(self, js) -> None:
+        while not self.stop.is_set():
+            try:
+                await bus.ensure_streams(js)
+                return
+            except Exception as exc:
+                log.warning("relay: cannot set up streams yet (%r)", exc)
+                await self._sleep(1)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stop.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def _loop(self, db: psycopg.AsyncConnection, js) -> None:
+        idle = self.poll_interval
+        while not self.stop.is_set():
+            sent, failed = await self.relay_once(db, js)
+            if failed:
+                await self._sleep(min(idle * 4, 2))  # NATS is struggling: back off
+                idle = min(idle * 2, 2)
+            elif sent == 0:
+                await self._sleep(idle)
+            else:
+                idle = self.poll_interval
+
+    async def relay_once(self, db: psycopg.AsyncConnection, js) -> tuple[int, int]:
+        """Publish one batch; return (published, failed)."""
+        async with db.transaction():
+            rows = await (await db.execute(CLAIM, [self.batch_size])).fetchall()
+            if not rows:
+                return 0, 0
+            acked = await self._publish(js, rows)
+            if acked:
+                await db.execute(MARK, [acked])
+        self.published += len(acked)
+        return len(acked), len(rows) - len(acked)
+
+    async def _publish(self, js, rows: list[tuple]) -> list[int]:
+        """Publish rows in order, many in flight; return the seqs JetStream acknowledged."""
+        futures = []
+        for seq, event_id, subject, payload in rows:
+            try:
+                future = await js.publish_async(
+                    subject, bytes(payload), wait_stall=self.publish_timeout, headers={"Nats-Msg-Id": event_id}
+                )
+            except Exception as exc:
+                log.warning("relay: publish of %s failed: %r", subject, exc)
+                break
+            futures.append((seq, time.monotonic(), future))
+        acked = []
+        for seq, sent_at, future in futures:
+            remaining = max(0.01, self.publish_timeout - (time.monotonic() - sent_at))
+            try:
+                await asyncio.wait_for(asyncio.shield(future), remaining)
+            except Exception as exc:  # timeout, or an error answer from JetStream
+                log.warning("relay: no ack for seq %s: %r", seq, exc)
+                future.cancel()
+                continue
+            acked.append(seq)
+        return acked

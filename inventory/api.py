@@ -1,0 +1,53 @@
+"""Staff JSON API of the inventory (DESIGN §7)."""
+
+from django.conf import settings
+from django.http import JsonResponse
+
+from accounts.auth import staff_required
+from config.api import ApiError, api_view, json_body, positive_int
+from events.base import SKU_PATTERN
+
+from .models import StockItem
+from .selectors import stock_get
+from .services import UnknownSku, stock_receive
+
+
+def _stock_json(item: StockItem) -> dict:
+    return {
+        "sku": item.sku,
+        "on_hand": item.on_hand,
+        "reserved": item.reserved,
+        "available": item.available,
+        "version": item.version,
+    }
+
+
+def _item_or_404(sku: str) -> StockItem:
+    item = stock_get(sku=sku) if SKU_PATTERN.match(sku) else None
+    if item is None:
+        raise ApiError(404, "not_found", f"no stock item {sku!r}")
+    return item
+
+
+@api_view("GET")
+@staff_required
+def stock_detail(request, sku: str):
+    return JsonResponse(_stock_json(_item_or_404(sku)))
+
+
+@api_view("POST")
+@staff_required
+def stock_restock(request, sku: str):
+    _item_or_404(sku)
+    body = json_body(request)
+    unknown = set(body) - {"quantity"}
+    if unknown:
+        raise ApiError(422, "unknown_field", f"unknown field {sorted(unknown)[0]!r}", {f: "unknown" for f in unknown})
+    if "quantity" not in body:
+        raise ApiError(422, "invalid", "quantity is required", {"quantity": "required"})
+    quantity = positive_int(body["quantity"], field="quantity", maximum=settings.RESTOCK_MAX_QUANTITY)
+    try:
+        item = stock_receive(sku=sku, quantity=quantity)
+    except UnknownSku:
+        raise ApiError(404, "not_found", f"no stock item {sku!r}") from None
+    return JsonResponse(_stock_json(item), status=202)

@@ -1,0 +1,108 @@
+"""Every write of the inventory. Each change appends its events in the same transaction.
+
+Inventory is event-sourced: ``StockReceived``, ``StockReserved`` and
+``StockReleased`` are the facts; the ``StockItem`` rows are their running sum
+(see ``projections.py``, which rebuilds them from the log). ``StockLevelChanged``
+announces each SKU's new state to the rest of the system.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.db import transaction
+from django.utils import timezone
+
+from events import outbox
+from events.base import Event
+
+from .events import StockLevelChanged, StockReceived, StockReleased, StockReservationRejected, StockReserved
+from .models import Reservation, StockItem
+
+
+class UnknownSku(LookupError):
+    """No stock item exists for this SKU."""
+
+
+def merge_lines(lines: list[dict]) -> dict[str, int]:
+    """Sum quantities per SKU, sorted by SKU (the order in which rows are locked)."""
+    totals: dict[str, int] = defaultdict(int)
+    for line in lines:
+        totals[str(line["sku"])] += int(line["quantity"])
+    return dict(sorted(totals.items()))
+
+
+def _level(item: StockItem) -> StockLevelChanged:
+    return StockLevelChanged(
+        sku=item.sku, on_hand=item.on_hand, reserved=item.reserved, available=item.available, version=item.version
+    )
+
+
+def _apply(items: list[StockItem], fields: list[str], facts: list[Event]) -> None:
+    """Save changed stock rows and append the facts with each SKU's new level."""
+    now = timezone.now()
+    for item in items:
+        item.version += 1
+        item.updated_at = now
+    StockItem.objects.bulk_update(items, [*fields, "version", "updated_at"])
+    outbox.record_many([*facts, *(_level(item) for item in items)])
+
+
+@transaction.atomic
+def stock_receive(*, sku: str, quantity: int, create: bool = False) -> StockItem:
+    """Add ``quantity`` units of ``sku`` to stock on hand."""
+    if quantity <= 0:
+        raise ValueError("quantity must be positive")
+    if create:
+        StockItem.objects.get_or_create(sku=sku)
+    try:
+        item = StockItem.objects.select_for_update().get(sku=sku)
+    except StockItem.DoesNotExist:
+        raise UnknownSku(sku) from None
+    item.on_hand += quantity
+    _apply([item], ["on_hand"], [StockReceived(sku=sku, quantity=quantity)])
+    return item
+
+
+@transaction.atomic
+def reservation_create(*, order_id: str, lines: list[dict]) -> Reservation:
+    """Hold stock for every line of the order, or reject it whole; safe to call twice."""
+    existing = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+    if existing is not None:
+        return existing  # decided already, or cancelled before it arrived
+    wanted = merge_lines(lines)
+    # Rows locked in SKU order, so two orders never wait on each other in a cycle.
+    items = list(StockItem.objects.select_for_update().filter(sku__in=wanted).order_by("sku"))
+    by_sku = {item.sku: item for item in items}
+    shortages = [
+        {"sku": sku, "requested": qty, "available": by_sku[sku].available if sku in by_sku else 0}
+        for sku, qty in wanted.items()
+        if sku not in by_sku or by_sku[sku].available < qty
+    ]
+    lines_out = [{"sku": sku, "quantity": qty} for sku, qty in wanted.items()]
+    if shortages:
+        reason = "not enough stock for " + ", ".join(s["sku"] for s in shortages)
+        outbox.record(StockReservationRejected(order_id=str(order_id), shortages=shortages, reason=reason))
+        return Reservation.objects.create(order_id=order_id, status=Reservation.Status.REJECTED, lines=lines_out)
+    for item in items:
+        item.reserved += wanted[item.sku]
+    _apply(items, ["reserved"], [StockReserved(order_id=str(order_id), lines=lines_out)])
+    return Reservation.objects.create(order_id=order_id, status=Reservation.Status.HELD, lines=lines_out)
+
+
+@transaction.atomic
+def reservation_release(*, order_id: str) -> Reservation:
+    """Give back what an order holds; remember a cancellation that comes first."""
+    reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+    if reservation is None:
+        return Reservation.objects.create(order_id=order_id, status=Reservation.Status.CANCELLED_BEFORE_PLACED)
+    if reservation.status != Reservation.Status.HELD:
+        return reservation
+    wanted = merge_lines(reservation.lines)
+    items = list(StockItem.objects.select_for_update().filter(sku__in=wanted).order_by("sku"))
+    for item in items:
+        item.reserved -= wanted[item.sku]
+    _apply(items, ["reserved"], [StockReleased(order_id=str(order_id), lines=reservation.lines)])
+    reservation.status = Reservation.Status.RELEASED
+    reservation.save(update_fields=["status", "updated_at"])
+    return reservation

@@ -1,0 +1,28 @@
+#!/usr/bin/env python
+"""Django's command-line utility for this project."""
+
+import os
+import sys
+
+
+# Commands that run without a database (the devstack starts one itself).
+NO_DATABASE_NEEDED = {"help", "--help", "-h", "version", "--version", "devstack", "makemigrations", "check"}
+
+
+def main() -> None:
+    """Run an administrative task."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from django.conf import settings
+    from django.core.management import execute_from_command_line
+
+    command = sys.argv[1] if len(sys.argv) > 1 else "help"
+    if command not in NO_DATABASE_NEEDED and not settings.DATABASE_CONFIGURED:
+        sys.exit(
+            f"error: `{command}` needs a database: set DATABASE_URL, "
+            "or start the devstack in this checkout (`make demo`) and run it beside it"
+        )
+    execute_from_command_line(sys.argv)
+
+
+if __name__ == "__main__":
+    main()

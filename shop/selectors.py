@@ -1,0 +1,63 @@
+"""Reads of the shop: catalog (through the cache), stock read model, orders."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from django.core.cache import cache
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import Order, Product, StockLevel
+
+PAGE_SIZE = 20
+LOW_STOCK = 5
+CATALOG_CACHE_SECONDS = 30
+
+
+def stock_status(available: int) -> str:
+    """Return in_stock, low_stock or sold_out for an available quantity."""
+    if available <= 0:
+        return "sold_out"
+    return "low_stock" if available <= LOW_STOCK else "in_stock"
+
+
+def availability(skus: list[str]) -> dict[str, int]:
+    """Return available units per SKU from the shop's stock projection (0 if unknown)."""
+    levels = dict(StockLevel.objects.filter(sku__in=skus).values_list("sku", "available"))
+    return {sku: max(levels.get(sku, 0), 0) for sku in skus}
+
+
+def product_get(*, sku: str) -> Product | None:
+    """Return a product with its category, cached (catalog rows rarely change)."""
+    key = f"product:{sku}"
+    product = cache.get(key)
+    if product is None:
+        product = Product.objects.select_related("category").filter(sku=sku).first()
+        if product is not None:
+            cache.set(key, product, CATALOG_CACHE_SECONDS)
+    return product
+
+
+def product_list(*, q: str = "", category: str = "", page: int = 1) -> tuple[list[Product], int]:
+    """Return one page of products matching a search and a category, and the page count."""
+    products = Product.objects.select_related("category").order_by("name", "sku")
+    if q:
+        products = products.filter(Q(name__icontains=q) | Q(description__icontains=q) | Q(sku__iexact=q))
+    if category:
+        products = products.filter(category__slug=category)
+    count = products.count()
+    pages = max(1, math.ceil(count / PAGE_SIZE))
+    start = (page - 1) * PAGE_SIZE
+    return list(products[start : start + PAGE_SIZE]), pages
+
+
+def order_get(*, order_id: str) -> Order | None:
+    """Return an order with its lines and timeline, or None."""
+    return Order.objects.prefetch_related("lines", "timeline").filter(id=order_id).first()
+
+
+def orders_stuck(*, older_than: timedelta) -> list[Order]:
+    """Return orders still pending after ``older_than``."""
+    return list(Order.objects.filter(status=Order.Status.PENDING, created_at__lt=timezone.now() - older_than))

@@ -1,0 +1,149 @@
+"""Every write of the shop. Each records its events in the same transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+
+from events import outbox
+
+from .events import OrderCancelled, OrderConfirmed, OrderPlaced, OrderRejected
+from .models import IdempotencyKey, Order, OrderLine, Product, TimelineEntry
+
+
+class UnknownProducts(LookupError):
+    """Some SKUs of an order are not in the catalog."""
+
+    def __init__(self, skus: list[str]):
+        super().__init__(", ".join(skus))
+        self.skus = skus
+
+
+class IdempotencyConflict(Exception):
+    """An ``Idempotency-Key`` was reused with another request."""
+
+
+class CannotCancel(Exception):
+    """The order is past the point where it can be cancelled."""
+
+
+@dataclass(frozen=True)
+class LineRequest:
+    sku: str
+    quantity: int
+
+
+def request_fingerprint(email: str, lines: list[LineRequest]) -> str:
+    """Return a hash of what an order request asks for (to compare idempotent retries)."""
+    canonical = json.dumps([email.lower(), [[line.sku, line.quantity] for line in lines]])
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def order_place(*, email: str, lines: list[LineRequest], idempotency_key: str | None = None) -> tuple[Order, bool]:
+    """Place an order at catalog prices and record OrderPlaced; return (order, created).
+
+    With an ``idempotency_key``, the same request again returns the first order
+    (created=False); the same key with another request raises IdempotencyConflict.
+    """
+    fingerprint = request_fingerprint(email, lines)
+    if idempotency_key:
+        existing = _order_for_key(idempotency_key, fingerprint)
+        if existing is not None:
+            return existing, False
+    try:
+        return _order_create(email=email, lines=lines, key=idempotency_key, fingerprint=fingerprint), True
+    except IntegrityError:
+        # Another request with the same key committed first.
+        existing = _order_for_key(idempotency_key, fingerprint) if idempotency_key else None
+        if existing is None:
+            raise
+        return existing, False
+
+
+def _order_for_key(key: str, fingerprint: str) -> Order | None:
+    row = IdempotencyKey.objects.select_related("order").filter(key=key).first()
+    if row is None:
+        return None
+    if row.request_hash != fingerprint:
+        raise IdempotencyConflict(key)
+    return row.order
+
+
+@transaction.atomic
+def _order_create(*, email: str, lines: list[LineRequest], key: str | None, fingerprint: str) -> Order:
+    products = {p.sku: p for p in Product.objects.filter(sku__in={line.sku for line in lines})}
+    missing = sorted({line.sku for line in lines} - set(products))
+    if missing:
+        raise UnknownProducts(missing)
+    total = sum((products[line.sku].price * line.quantity for line in lines), Decimal("0"))
+    order = Order.objects.create(email=email, total=total, currency=products[lines[0].sku].currency)
+    OrderLine.objects.bulk_create(
+        OrderLine(order=order, sku=line.sku, name=products[line.sku].name,
+                  unit_price=products[line.sku].price, quantity=line.quantity)
+        for line in lines
+    )  # fmt: skip
+    if key:
+        IdempotencyKey.objects.create(key=key, request_hash=fingerprint, order=order)
+    envelope = outbox.record(
+        OrderPlaced(order_id=str(order.id), lines=[{"sku": ln.sku, "quantity": ln.quantity} for ln in lines])
+    )
+    TimelineEntry.objects.create(order=order, type="OrderPlaced", at=envelope.occurred_at, event_id=envelope.event_id)
+    return order
+
+
+def _timeline_add(order: Order, type_: str, at: datetime, event_id: str, detail: str = "") -> None:
+    TimelineEntry.objects.create(order=order, type=type_, at=at, event_id=event_id, detail=detail[:300])
+
+
+def _record_own(order: Order, event) -> None:
+    envelope = outbox.record(event)
+    _timeline_add(order, envelope.type, envelope.occurred_at, envelope.event_id)
+
+
+@transaction.atomic
+def order_confirm(*, order_id: str, cause) -> Order:
+    """Confirm a pending order once its stock is held; a cancelled order stays cancelled."""
+    order = Order.objects.select_for_update().get(id=order_id)
+    _timeline_add(order, cause.type, cause.occurred_at, cause.event_id)
+    if order.status == Order.Status.PENDING:
+        order.status = Order.Status.CONFIRMED
+        order.save(update_fields=["status", "updated_at"])
+        _record_own(order, OrderConfirmed(order_id=str(order.id)))
+    return order
+
+
+@transaction.atomic
+def order_reject(*, order_id: str, reason: str, cause) -> Order:
+    """Reject a pending order whose stock could not be held."""
+    order = Order.objects.select_for_update().get(id=order_id)
+    _timeline_add(order, cause.type, cause.occurred_at, cause.event_id, reason)
+    if order.status == Order.Status.PENDING:
+        order.status = Order.Status.REJECTED
+        order.reason = reason[:300]
+        order.save(update_fields=["status", "reason", "updated_at"])
+        _record_own(order, OrderRejected(order_id=str(order.id), reason=reason))
+    return order
+
+
+@transaction.atomic
+def order_note(*, order_id: str, cause, detail: str = "") -> None:
+    """Add an event about the order to its timeline."""
+    order = Order.objects.get(id=order_id)
+    _timeline_add(order, cause.type, cause.occurred_at, cause.event_id, detail)
+
+
+@transaction.atomic
+def order_cancel(*, order_id: str) -> Order:
+    """Cancel a pending or confirmed order and record OrderCancelled."""
+    order = Order.objects.select_for_update().get(id=order_id)
+    if order.status not in (Order.Status.PENDING, Order.Status.CONFIRMED):
+        raise CannotCancel(f"order is {order.status}")
+    order.status = Order.Status.CANCELLED
+    order.save(update_fields=["status", "updated_at"])
+    _record_own(order, OrderCancelled(order_id=str(order.id)))
+    return order
