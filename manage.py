@@ -4,7 +4,6 @@
 import os
 import sys
 
-
 # Commands that run without a database (the devstack starts one itself).
 NO_DATABASE_NEEDED = {"help", "--help", "-h", "version", "--version", "devstack", "makemigrations", "check"}
 

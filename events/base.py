@@ -16,14 +16,13 @@ import dataclasses
 import json
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from collections.abc import Iterable
 from typing import Any, ClassVar
 
 # A SKU is one NATS subject token: letters, digits, '-' and '_'.
 SKU_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
 
 
 class DecodeError(ValueError):

@@ -74,6 +74,19 @@ async def connect(name: str, *, wait: bool = True, **options) -> NATS:
             delay = min(delay * 2, 5)
 
 
+async def close(nc: NATS) -> None:
+    """Flush what is buffered (acks, publishes), then close.
+
+    Not ``drain()``: draining a pull subscription with a fetch in flight waits
+    for the whole drain timeout.
+    """
+    try:
+        await nc.flush(timeout=2)
+    except Exception as exc:
+        log.warning("nats flush on close failed: %r", exc)
+    await nc.close()
+
+
 def stream_config(name: str, subjects: list[str]) -> js_api.StreamConfig:
     """Return the configuration of one stream."""
     return js_api.StreamConfig(

@@ -202,7 +202,7 @@ class Runner:
             await self._ensure(js)
             await asyncio.gather(*(self._consume(js, c) for c in self.consumers))
         finally:
-            await nc.drain()
+            await bus.close(nc)
             self.executor.shutdown(wait=True)
 
     async def _ensure(self, js) -> None:

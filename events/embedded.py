@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import importlib.util
-import json
 import os
 import pwd
 import shutil
@@ -46,18 +45,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _die_with_parent(uid: int | None = None, gid: int | None = None):
-    """Build a ``preexec_fn`` that drops privileges, then asks for SIGTERM on parent death."""
+def parent_death_signal(sig: int = signal.SIGTERM, uid: int | None = None, gid: int | None = None):
+    """Build a ``preexec_fn``: drop to uid/gid if given, then get ``sig`` when the parent dies."""
 
     def preexec() -> None:
-        os.setpgid(0, 0)  # own process group: a Ctrl-C to the terminal reaches the parent only
         if gid is not None:
             os.setgid(gid)
         if uid is not None:
             os.setuid(uid)
         # Set after setuid: a credential change clears the parent-death signal (prctl(2)).
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(PR_SET_PDEATHSIG, sig)
 
     return preexec
 
@@ -136,7 +134,7 @@ class EmbeddedPostgres:
                 [self._bin("initdb"), "-D", str(self.data_dir), "-U", "postgres",
                  "--auth=trust", "--encoding=UTF8", "--no-sync"],
                 check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                preexec_fn=_die_with_parent(uid, gid),
+                preexec_fn=parent_death_signal(signal.SIGINT, uid, gid),
             )  # fmt: skip
         (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
         self.port = self.port or free_port()
@@ -148,8 +146,9 @@ class EmbeddedPostgres:
                  "-h", "127.0.0.1", "-k", "",
                  "-c", "max_connections=300", "-c", "shared_buffers=256MB",
                  "-c", "fsync=on", "-c", "log_min_messages=warning"],
-                stdout=out, stderr=out, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent(uid, gid),
+                stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True,
+                # SIGINT is PostgreSQL's "fast" shutdown: it does not wait for clients.
+                preexec_fn=parent_death_signal(signal.SIGINT, uid, gid),
             )  # fmt: skip
         _wait_until(self._accepts, time.monotonic() + timeout, "postgres", self.proc, log)
         self._create_database()
@@ -220,8 +219,8 @@ class EmbeddedNats:
         log = self.data_dir.parent / f"{self.data_dir.name}.log"
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
-                self.command(), stdout=out, stderr=out, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent(),
+                self.command(), stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True,
+                preexec_fn=parent_death_signal(signal.SIGTERM),
             )  # fmt: skip
         if wait:
             self.wait_ready(timeout, log)
@@ -264,7 +263,7 @@ def run_with_servers(command: list[str], data_dir: Path, keep: bool = False) -> 
             env["NATS_URL"] = nats.start()
             env["NATS_MONITOR_URL"] = f"http://127.0.0.1:{nats.monitor_port}"
         print(f"embedded: DATABASE_URL={env['DATABASE_URL']} NATS_URL={env['NATS_URL']}", flush=True)
-        child = subprocess.Popen(command, env=env)
+        child = subprocess.Popen(command, env=env, preexec_fn=parent_death_signal(signal.SIGTERM))
         try:
             return child.wait()
         except KeyboardInterrupt:

@@ -78,7 +78,7 @@ class Relay:
                     await self._sleep(backoff)
                     backoff = min(backoff * 2, 5)
         finally:
-            await nc.drain()
+            await bus.close(nc)
 
     async def _ensure_streams(self, js) -> None:
         while not self.stop.is_set():

@@ -64,7 +64,9 @@ def _page(value: str) -> int:
 @api_view("GET")
 def products(request: HttpRequest):
     page = _page(request.GET.get("page", "1"))
-    items, pages = product_list(q=request.GET.get("q", "")[:100], category=request.GET.get("category", "")[:64], page=page)
+    items, pages = product_list(
+        q=request.GET.get("q", "")[:100], category=request.GET.get("category", "")[:64], page=page
+    )
     stock = availability([p.sku for p in items])
     return JsonResponse(
         {"items": [product_json(request, p, stock[p.sku]) for p in items], "page": page, "pages": pages}

@@ -14,9 +14,13 @@ class Command(BaseCommand):
         parser.add_argument("--products", type=int, default=24, help="number of products (default 24)")
         parser.add_argument("--stock", type=int, default=100, help="opening stock of each new product (default 100)")
         parser.add_argument("--admin-password", default="admin", help="password of the staff user 'admin'")
+        parser.add_argument("--if-empty", action="store_true", help="do nothing if the catalog has products")
 
     @transaction.atomic
-    def handle(self, *args, products, stock, admin_password, **options):
+    def handle(self, *args, products, stock, admin_password, if_empty, **options):
+        if if_empty and Product.objects.exists():
+            self.stdout.write("catalog not empty: not seeding")
+            return
         categories = {slug: Category.objects.get_or_create(slug=slug, defaults={"name": name})[0]
                       for slug, name in CATEGORIES}  # fmt: skip
         created = 0

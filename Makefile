@@ -1,0 +1,39 @@
+# Every target works from a fresh clone: it creates .venv and installs requirements.txt first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint format bench loadtest clean
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make demo: the whole system on http://127.0.0.1:8000/ (Ctrl-C stops everything)
+demo: $(STAMP)
+	$(PY) manage.py devstack $(DEVSTACK_ARGS)
+
+## make test: the whole suite against real PostgreSQL and NATS (embedded unless DATABASE_URL / NATS_URL)
+test: $(STAMP)
+	$(PY) -m events.embedded -- $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## make bench: orders through the whole pipeline, against acceptance-only and batch size 1
+bench: $(STAMP)
+	$(PY) -m events.embedded -- $(PY) -m loadtests.bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .data

@@ -1,0 +1,260 @@
+"""The devstack supervisor: embedded servers plus every process of the system.
+
+It starts PostgreSQL and NATS from their wheels (unless ``DATABASE_URL`` /
+``NATS_URL`` are set), migrates, creates the streams, seeds the demo catalog
+when the database is empty, then runs the web server, the relay and the
+workers as children. A child that dies is restarted with a backoff. On
+SIGINT/SIGTERM every child and server is stopped; if the supervisor itself is
+killed, the kernel signals each child (``PR_SET_PDEATHSIG``), so nothing is
+left behind. While it runs, ``.data/devstack/state.json`` tells other
+``manage.py`` commands in this checkout where its servers are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .embedded import EmbeddedError, EmbeddedNats, EmbeddedPostgres, free_port, parent_death_signal
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+MANAGE = str(BASE_DIR / "manage.py")
+
+
+class DevstackError(RuntimeError):
+    """The devstack cannot start; the message says what to do."""
+
+
+class _Stop(BaseException):
+    """Raised by the signal handler to leave whatever the supervisor was doing."""
+
+
+def _echo(prefix: str, stream) -> None:
+    for line in iter(stream.readline, b""):
+        sys.stdout.write(f"[{prefix}] {line.decode(errors='replace')}")
+        sys.stdout.flush()
+
+
+@dataclass
+class Child:
+    """One supervised process, restarted with a backoff when it dies."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    restart_at: float = 0.0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            self.command, env=self.env, cwd=BASE_DIR, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=parent_death_signal(signal.SIGTERM),
+        )  # fmt: skip
+        self.started_at = time.monotonic()
+        threading.Thread(target=_echo, args=(self.name, self.proc.stdout), daemon=True).start()
+
+    def check(self, say) -> None:
+        """Restart the process if it died: after 1, 2, 4 … 30 s; the backoff resets after a minute up."""
+        if self.proc is None or self.proc.poll() is None:
+            return
+        now = time.monotonic()
+        if not self.restart_at:
+            if now - self.started_at > 60:
+                self.restarts = 0
+            delay = min(2**self.restarts, 30)
+            say(f"{self.name} exited with code {self.proc.returncode}; restarting in {delay}s")
+            self.restart_at = now + delay
+        elif now >= self.restart_at:
+            self.restarts += 1
+            self.restart_at = 0.0
+            self.start()
+            say(f"{self.name} restarted (pid {self.proc.pid})")
+
+    def stop(self, timeout: float = 10) -> None:
+        """SIGTERM the child's process group, then SIGKILL it if it lingers."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        except ProcessLookupError:
+            pass
+
+
+@dataclass
+class Devstack:
+    """Everything ``make demo`` runs."""
+
+    port: int = 8000
+    web: int = 1
+    workers: int = 1
+    nats_cluster: int = 1
+    fresh: bool = False
+    data_dir: Path = BASE_DIR / ".data" / "devstack"
+    children: list[Child] = field(default_factory=list)
+    servers: list = field(default_factory=list)
+    stopping: bool = False
+
+    @property
+    def state_file(self) -> Path:
+        return self.data_dir / "state.json"
+
+    def say(self, message: str) -> None:
+        print(f"[devstack] {message}", flush=True)
+
+    def run(self) -> int:
+        """Start everything, supervise until a signal, stop everything."""
+        self._refuse_second_instance()
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            env = self._start_servers()
+            self._prepare(env)
+            self._start_children(env)
+            self._wait_ready()
+            while not self.stopping:
+                for child in self.children:
+                    child.check(self.say)
+                time.sleep(0.5)
+            return 0
+        except _Stop:
+            return 0
+        except (EmbeddedError, DevstackError, subprocess.CalledProcessError) as exc:
+            self.say(f"error: {exc}")
+            return 1
+        finally:
+            self.shutdown()
+
+    def _on_signal(self, signum, frame) -> None:
+        if not self.stopping:
+            self.stopping = True
+            raise _Stop
+
+    def _refuse_second_instance(self) -> None:
+        try:
+            pid = json.loads(self.state_file.read_text())["pid"]
+            os.kill(pid, 0)
+        except (OSError, ValueError, KeyError):
+            return
+        raise SystemExit(f"error: a devstack already runs in this checkout (pid {pid}); stop it first")
+
+    def _start_servers(self) -> dict[str, str]:
+        if self.fresh and self.data_dir.exists():
+            self.say(f"--fresh: removing {self.data_dir}")
+            shutil.rmtree(self.data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        if not env.get("DATABASE_URL"):
+            pg = EmbeddedPostgres(self.data_dir / "pg")
+            self.servers.append(pg)
+            env["DATABASE_URL"] = pg.start()
+            self.say(f"embedded PostgreSQL on {env['DATABASE_URL']} (pid {pg.proc.pid})")
+        if not env.get("NATS_URL"):
+            env["NATS_URL"] = self._start_nats()
+            if self.nats_cluster > 1:
+                env["EVENT_STREAM_REPLICAS"] = str(self.nats_cluster)
+        self.state_file.write_text(
+            json.dumps({"pid": os.getpid(), "database_url": env["DATABASE_URL"], "nats_url": env["NATS_URL"],
+                        "web_url": f"http://127.0.0.1:{self.port}/",
+                        "nats_monitor_urls": [f"http://127.0.0.1:{s.monitor_port}" for s in self.servers
+                                              if isinstance(s, EmbeddedNats)]})
+        )  # fmt: skip
+        return env
+
+    def _start_nats(self) -> str:
+        count = self.nats_cluster
+        cluster_ports = [free_port() for _ in range(count)] if count > 1 else [0]
+        nodes = []
+        for i in range(count):
+            node = EmbeddedNats(
+                self.data_dir / f"nats-{i}" if count > 1 else self.data_dir / "nats",
+                name=f"nats-{i}",
+                cluster_port=cluster_ports[i],
+                routes=[p for j, p in enumerate(cluster_ports) if j != i] if count > 1 else [],
+            )
+            node.start(wait=False)
+            nodes.append(node)
+            self.servers.append(node)
+        for node in nodes:
+            node.wait_ready()
+        url = ",".join(node.url for node in nodes)
+        self.say(f"embedded NATS on {url} (monitoring http://127.0.0.1:{nodes[0].monitor_port})")
+        return url
+
+    def _manage(self, env: dict[str, str], *args: str) -> None:
+        subprocess.run([sys.executable, MANAGE, *args], env=env, cwd=BASE_DIR, check=True,
+                       preexec_fn=parent_death_signal(signal.SIGTERM))  # fmt: skip
+
+    def _prepare(self, env: dict[str, str]) -> None:
+        self._manage(env, "migrate", "--noinput", "-v", "0")
+        deadline = time.monotonic() + 60
+        while True:  # a fresh cluster elects its JetStream leader after a moment
+            try:
+                self._manage(env, "setup_streams")
+                break
+            except subprocess.CalledProcessError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        self._manage(env, "seed_demo", "--if-empty")
+
+    def _start_children(self, env: dict[str, str]) -> None:
+        python = sys.executable
+        granian = str(Path(python).with_name("granian"))
+        self.children.append(Child("web", [
+            granian, "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(self.port),
+            "--workers", str(self.web), "--blocking-threads", "4", "--respawn-failed-workers",
+            "--no-ws", "config.wsgi:application"], env))  # fmt: skip
+        self.children.append(Child("relay", [python, MANAGE, "run_relay"], env))
+        for i in range(self.workers):
+            self.children.append(Child(f"workers-{i + 1}", [python, MANAGE, "run_workers"], env))
+        for child in self.children:
+            child.start()
+
+    def _wait_ready(self) -> None:
+        url = f"http://127.0.0.1:{self.port}/readyz"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not self.stopping:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status == 200:
+                        self.say(
+                            f"ready: storefront http://127.0.0.1:{self.port}/ · API http://127.0.0.1:{self.port}"
+                            f"/api/products · staff login admin/admin at /admin/ · Ctrl-C stops everything"
+                        )
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise DevstackError(f"the web server did not become ready on port {self.port}; is the port free?")
+
+    def shutdown(self) -> None:
+        """Stop children (newest first), then the servers; forget the state file."""
+        self.stopping = True
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for child in reversed(self.children):
+            child.stop()
+        for server in reversed(self.servers):
+            server.stop()
+        try:
+            if json.loads(self.state_file.read_text()).get("pid") == os.getpid():
+                self.state_file.unlink()
+        except (OSError, ValueError):
+            pass
+        self.say("stopped")

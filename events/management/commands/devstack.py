@@ -1,0 +1,24 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from events.devstack import Devstack
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the whole system: embedded PostgreSQL and NATS (unless DATABASE_URL / NATS_URL are set), "
+        "web, relay and workers; restart what dies; Ctrl-C stops everything."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8000, help="storefront port (default 8000)")
+        parser.add_argument("--web", type=int, default=2, help="web server worker processes (default 2)")
+        parser.add_argument("--workers", type=int, default=1, help="consumer worker processes (default 1)")
+        parser.add_argument("--nats-cluster", type=int, default=1, choices=[1, 3], help="embedded NATS nodes")
+        parser.add_argument("--fresh", action="store_true", help="wipe the embedded data first")
+
+    def handle(self, *args, port, web, workers, nats_cluster, fresh, **options):
+        if web < 1 or workers < 1:
+            raise CommandError("--web and --workers must be at least 1")
+        code = Devstack(port=port, web=web, workers=workers, nats_cluster=nats_cluster, fresh=fresh).run()
+        if code:
+            raise CommandError("devstack stopped on an error (see above)")

@@ -1,0 +1,198 @@
+"""Test helpers that run the real processes: relay, workers and the web server.
+
+They talk to the same PostgreSQL test database and NATS server as the test
+itself; every process started here is stopped by the fixture that started it,
+even when the test fails (and the kernel stops it if pytest itself is killed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nats
+from django.conf import settings
+from django.db import connection
+
+from events.embedded import free_port, parent_death_signal
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+MANAGE = str(BASE_DIR / "manage.py")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30, message: str = "condition", interval: float = 0.05):
+    """Poll ``predicate`` until it returns a truthy value or ``timeout`` passes; return that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def database_url_for_tests() -> str:
+    """Return a URL of the database the tests run on (pytest-django's test database)."""
+    s = connection.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgresql://{auth}@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@dataclass
+class Proc:
+    """A child process with its log file."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen | None = None
+
+    def start(self) -> Proc:
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            self.command, env=self.env, cwd=BASE_DIR, stdout=self.log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=parent_death_signal(signal.SIGKILL),
+        )  # fmt: skip
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        if self.alive():
+            try:
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+            except ProcessLookupError:
+                pass
+        if hasattr(self, "log"):
+            self.log.close()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no cleanup, no acks."""
+        self.stop(signal.SIGKILL)
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class Pipeline:
+    """Relay, workers and web server of one test, against the test database."""
+
+    tmp: Path
+    nats_url: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+    procs: list[Proc] = field(default_factory=list)
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=database_url_for_tests(), NATS_URL=self.nats_url, DB_POOL_MAX_SIZE="8", LOG_LEVEL="INFO"
+        )
+        env.update(self.extra_env)
+        env.update(overrides)
+        return env
+
+    def _start(self, name: str, command: list[str], **env: str) -> Proc:
+        proc = Proc(name, command, self.env(**env), self.tmp / f"{name}-{len(self.procs)}.log").start()
+        self.procs.append(proc)
+        return proc
+
+    def relay(self, **env: str) -> Proc:
+        return self._start("relay", [sys.executable, MANAGE, "run_relay"], **env)
+
+    def workers(self, *args: str, **env: str) -> Proc:
+        return self._start("workers", [sys.executable, MANAGE, "run_workers", *args], **env)
+
+    def web(self, workers: int = 2, **env: str) -> str:
+        """Start the WSGI web server as the devstack does; return its base URL once ready."""
+        port = free_port()
+        granian = str(Path(sys.executable).with_name("granian"))
+        self._start("web", [granian, "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
+                            "--workers", str(workers), "--blocking-threads", "4", "--no-ws",
+                            "config.wsgi:application"], **env)  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _http_ok(f"{base}/healthz"), 30, "the web server")
+        return base
+
+    def start(self) -> Pipeline:
+        """Start one relay and one worker process."""
+        self.relay()
+        self.workers()
+        return self
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name} ({p.log_path})\n{p.tail()}" for p in self.procs)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def run_async(coro):
+    """Run a coroutine from a synchronous test."""
+    return asyncio.run(coro)
+
+
+async def reset_streams(nats_url: str) -> None:
+    """Delete the streams (and with them their consumers and dedup state) so a test starts clean."""
+    nc = await nats.connect(nats_url.split(",")[0])
+    try:
+        js = nc.jetstream()
+        for name in settings.EVENT_STREAMS:
+            try:
+                await js.delete_stream(name)
+            except nats.js.errors.NotFoundError:
+                pass
+    finally:
+        await nc.close()
+
+
+async def publish_raw(nats_url: str, subject: str, payload: bytes, msg_id: str | None = None) -> None:
+    """Publish bytes to JetStream as any producer could."""
+    from events import bus
+
+    nc = await nats.connect(nats_url.split(",")[0])
+    try:
+        js = nc.jetstream()
+        await bus.ensure_streams(js)
+        await js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id} if msg_id else None)
+    finally:
+        await nc.close()
+
+
+async def pending(nats_url: str, stream: str, durable: str) -> tuple[int, int]:
+    """Return (num_pending, num_ack_pending) of a durable consumer."""
+    from events import bus
+
+    nc = await nats.connect(nats_url.split(",")[0])
+    try:
+        return await bus.consumer_pending(nc.jetstream(), stream, durable)
+    finally:
+        await nc.close()
