@@ -136,6 +136,8 @@ INVARIANT_CHECKS = [
 EVENT_BATCH_SIZE = int(os.environ.get("EVENT_BATCH_SIZE", "100"))
 EVENT_MAX_DELIVER = int(os.environ.get("EVENT_MAX_DELIVER", "5"))
 EVENT_WORKER_THREADS = int(os.environ.get("EVENT_WORKER_THREADS", "4"))
+# Seconds JetStream waits for an ack before redelivering (to another worker if this one died).
+EVENT_ACK_WAIT_SECONDS = float(os.environ.get("EVENT_ACK_WAIT_SECONDS", "30"))
 # Relay: events per round, publishes in flight, seconds to wait for each ack, idle poll.
 RELAY_BATCH_SIZE = int(os.environ.get("RELAY_BATCH_SIZE", "500"))
 RELAY_MAX_IN_FLIGHT = int(os.environ.get("RELAY_MAX_IN_FLIGHT", "256"))

@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 # Each consumer leaves redelivery to us (we count deliveries and dead-letter),
 # so the server never gives up on a message by itself.
-ACK_WAIT_SECONDS = 30
 MAX_ACK_PENDING = 20_000
 
 
@@ -120,7 +119,8 @@ def consumer_config(durable: str, subjects: Iterable[str]) -> js_api.ConsumerCon
         name=durable,
         ack_policy=js_api.AckPolicy.EXPLICIT,
         deliver_policy=js_api.DeliverPolicy.ALL,
-        ack_wait=ACK_WAIT_SECONDS,
+        # Seconds before an unacked message (its worker died) goes to another worker.
+        ack_wait=float(settings.EVENT_ACK_WAIT_SECONDS),
         max_deliver=-1,
         max_ack_pending=MAX_ACK_PENDING,
         filter_subjects=list(subjects),

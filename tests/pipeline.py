@@ -107,6 +107,8 @@ class Pipeline:
         env.update(
             DATABASE_URL=database_url_for_tests(), NATS_URL=self.nats_url, DB_POOL_MAX_SIZE="8", LOG_LEVEL="INFO"
         )
+        # A killed worker's unacked messages come back after 3 s, not 30, so the tests stay short.
+        env["EVENT_ACK_WAIT_SECONDS"] = "3"
         env.update(self.extra_env)
         env.update(overrides)
         return env
@@ -170,6 +172,15 @@ async def reset_streams(nats_url: str) -> None:
                 await js.delete_stream(name)
             except nats.js.errors.NotFoundError:
                 pass
+    finally:
+        await nc.close()
+
+
+async def stream_messages(nats_url: str, stream: str) -> int:
+    """Return how many messages a stream holds."""
+    nc = await nats.connect(nats_url.split(",")[0])
+    try:
+        return (await nc.jetstream().stream_info(stream)).state.messages
     finally:
         await nc.close()
 

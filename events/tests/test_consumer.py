@@ -1,0 +1,110 @@
+"""The consumer runner's batch semantics, on a real database (no NATS needed)."""
+
+import json
+
+import pytest
+from django.db import connection
+
+from events.base import encode, new_envelope
+from events.consumer import Consumer, Delivery, Verdict, nak_delay, process_batch
+from events.models import DeadLetter, ProcessedEvent
+from inventory.inbound import OrderPlaced
+
+
+def remember(event: OrderPlaced) -> None:
+    """Record the effect in the database, so a rolled-back savepoint undoes it."""
+    if event.order_id == "boom":
+        raise RuntimeError("handler failed")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO events_processedevent (consumer, event_id, processed_at) "
+            "VALUES (%s, gen_random_uuid(), now())",
+            ["effect:" + event.order_id],
+        )
+
+
+CONSUMER = Consumer(
+    name="test", app="test", stream="SHOP", subjects=("shop.>",), subscriptions=((OrderPlaced, remember),)
+)
+
+
+def delivery(order_id: str, num_delivered: int = 1, raw: bytes | None = None) -> Delivery:
+    event = OrderPlaced(order_id=order_id, lines=[{"sku": "A", "quantity": 1}])
+    data = (
+        raw if raw is not None else encode(new_envelope(event, correlation_id=None, causation_id=None), event.to_data())
+    )
+    return Delivery(data=data, subject="shop.order.placed", headers={}, num_delivered=num_delivered, stream_seq=1)
+
+
+def effects(order_id: str) -> int:
+    return ProcessedEvent.objects.filter(consumer="effect:" + order_id).count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_is_applied_and_acked():
+    verdicts = process_batch(CONSUMER, [delivery("o1"), delivery("o2")], max_deliver=3)
+
+    assert verdicts == [Verdict.ACK, Verdict.ACK]
+    assert effects("o1") == effects("o2") == 1
+    assert ProcessedEvent.objects.filter(consumer="test").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_redelivered_event_is_acked_without_a_second_effect():
+    first = delivery("o1")
+    process_batch(CONSUMER, [first], max_deliver=3)
+
+    # The ack was lost after the commit: JetStream delivers the same event again.
+    again = Delivery(first.data, first.subject, {}, num_delivered=2, stream_seq=1)
+    assert process_batch(CONSUMER, [again, again], max_deliver=3) == [Verdict.ACK, Verdict.ACK]
+
+    assert effects("o1") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_failing_message_does_not_sink_the_batch():
+    verdicts = process_batch(CONSUMER, [delivery("o1"), delivery("boom"), delivery("o3")], max_deliver=3)
+
+    assert verdicts == [Verdict.ACK, Verdict.NAK, Verdict.ACK]
+    assert effects("o1") == effects("o3") == 1
+    # The failed message left no receipt, so its redelivery will be applied.
+    assert ProcessedEvent.objects.filter(consumer="test").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_failing_on_its_last_delivery_is_dead_lettered():
+    verdicts = process_batch(CONSUMER, [delivery("boom", num_delivered=3)], max_deliver=3)
+
+    assert verdicts == [Verdict.TERM]
+    letter = DeadLetter.objects.get()
+    assert letter.consumer == "test" and letter.deliveries == 3 and "handler failed" in letter.error
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "raw",
+    [b"not json", b"[]", json.dumps({"type": "OrderPlaced"}).encode(), b'{"event_id": "x", "data": 1}'],
+)
+def test_an_undecodable_message_is_dead_lettered_at_once(raw):
+    verdicts = process_batch(CONSUMER, [delivery("o1", raw=raw), delivery("o2")], max_deliver=3)
+
+    assert verdicts == [Verdict.TERM, Verdict.ACK]
+    assert bytes(DeadLetter.objects.get().data) == raw
+    assert effects("o2") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_type_not_subscribed_is_acked_and_ignored():
+    from shop.events import OrderConfirmed
+
+    event = OrderConfirmed(order_id="o9")
+    raw = encode(new_envelope(event, correlation_id=None, causation_id=None), event.to_data())
+
+    assert process_batch(CONSUMER, [delivery("o9", raw=raw)], max_deliver=3) == [Verdict.ACK]
+    assert ProcessedEvent.objects.filter(consumer="test").count() == 0
+
+
+def test_nak_backoff_grows_and_is_capped():
+    delays = [nak_delay(n) for n in range(1, 10)]
+    assert delays == sorted(delays)
+    assert delays[0] == pytest.approx(0.2) and delays[-1] == 10.0

@@ -1,0 +1,94 @@
+"""Shop slices: given an order and inventory's events, when the handlers run, then the order."""
+
+import pytest
+
+from events.base import new_envelope
+from events.models import StoredEvent
+from events.outbox import OutsideTransaction, caused_by, record
+from shop.events import OrderPlaced
+from shop.handlers import confirm_order, note_release, reject_order
+from shop.inbound import StockReleased, StockReservationRejected, StockReserved
+from shop.models import Order
+from shop.services import CannotCancel, LineRequest, UnknownProducts, order_cancel, order_place
+
+pytestmark = pytest.mark.django_db
+
+
+def deliver(handler, event) -> None:
+    """Run a handler as the consumer runner does: with the event as the cause."""
+    with caused_by(new_envelope(event, correlation_id=event.order_id, causation_id=None)):
+        handler(event)
+
+
+def place(make_product, quantity: int = 1) -> Order:
+    make_product("SKU-1", stock=0, price="4.25")
+    order, created = order_place(email="c@example.org", lines=[LineRequest("SKU-1", quantity)])
+    assert created
+    return order
+
+
+def test_an_order_is_placed_at_catalog_prices_with_its_event(make_product):
+    order = place(make_product, quantity=3)
+
+    assert str(order.total) == "12.75"
+    event = StoredEvent.objects.get(type="OrderPlaced")
+    assert event.correlation_id == str(order.id) and event.published_at is None
+    assert b'"lines":[{"sku":"SKU-1","quantity":3}]' in bytes(event.payload)
+
+
+def test_unknown_products_place_nothing(make_product):
+    make_product("SKU-1", stock=0)
+    with pytest.raises(UnknownProducts):
+        order_place(email="c@example.org", lines=[LineRequest("SKU-1", 1), LineRequest("NOPE", 1)])
+    assert not Order.objects.exists() and not StoredEvent.objects.filter(type="OrderPlaced").exists()
+
+
+def test_reserved_stock_confirms_a_pending_order_once(make_product):
+    order = place(make_product)
+
+    deliver(confirm_order, StockReserved(order_id=str(order.id)))
+    deliver(confirm_order, StockReserved(order_id=str(order.id)))
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.CONFIRMED
+    assert StoredEvent.objects.filter(type="OrderConfirmed").count() == 1
+    confirmed = StoredEvent.objects.get(type="OrderConfirmed")
+    assert confirmed.correlation_id == str(order.id) and confirmed.causation_id is not None
+
+
+def test_a_rejection_rejects_a_pending_order_with_the_reason(make_product):
+    order = place(make_product)
+
+    deliver(reject_order, StockReservationRejected(order_id=str(order.id), reason="not enough stock for SKU-1"))
+
+    order.refresh_from_db()
+    assert (order.status, order.reason) == (Order.Status.REJECTED, "not enough stock for SKU-1")
+    assert [t.type for t in order.timeline.all()] == ["OrderPlaced", "StockReservationRejected", "OrderRejected"]
+
+
+def test_a_cancelled_order_stays_cancelled_when_its_reservation_arrives_late(make_product):
+    order = place(make_product)
+    order_cancel(order_id=order.id)
+
+    deliver(confirm_order, StockReserved(order_id=str(order.id)))
+    deliver(note_release, StockReleased(order_id=str(order.id)))
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.CANCELLED
+    assert not StoredEvent.objects.filter(type="OrderConfirmed").exists()
+    assert StoredEvent.objects.filter(type="OrderCancelled").count() == 1
+
+
+@pytest.mark.parametrize("status", [Order.Status.REJECTED, Order.Status.CANCELLED])
+def test_a_final_order_cannot_be_cancelled(make_product, status):
+    order = place(make_product)
+    Order.objects.filter(id=order.id).update(status=status)
+
+    with pytest.raises(CannotCancel):
+        order_cancel(order_id=order.id)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_cannot_be_recorded_outside_a_transaction():
+    with pytest.raises(OutsideTransaction):
+        record(OrderPlaced(order_id="x", lines=[]))

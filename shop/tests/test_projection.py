@@ -1,0 +1,36 @@
+"""The stock-level projection: newest version wins, so duplicates and reordering are harmless."""
+
+import pytest
+
+from events.base import new_envelope
+from events.outbox import caused_by
+from shop.inbound import StockLevelChanged
+from shop.models import StockLevel
+from shop.projections import stock_level_apply
+
+pytestmark = pytest.mark.django_db
+
+
+def level(version: int, available: int) -> StockLevelChanged:
+    return StockLevelChanged(sku="A", on_hand=10, reserved=10 - available, available=available, version=version)
+
+
+def apply(event: StockLevelChanged) -> bool:
+    with caused_by(new_envelope(event, correlation_id=None, causation_id=None)):
+        return stock_level_apply(event)
+
+
+def test_levels_applied_in_any_order_and_twice_end_at_the_newest():
+    events = [level(1, 10), level(2, 8), level(3, 5)]
+
+    results = [apply(e) for e in (events[2], events[0], events[1], events[2], events[1])]
+
+    assert results == [True, False, False, False, False]
+    row = StockLevel.objects.get(sku="A")
+    assert (row.version, row.available) == (3, 5)
+
+
+def test_a_newer_level_replaces_an_older_one():
+    apply(level(1, 10))
+    assert apply(level(2, 7))
+    assert StockLevel.objects.get(sku="A").available == 7
