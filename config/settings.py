@@ -13,7 +13,8 @@ import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = BASE_DIR / ".data"
-DEVSTACK_STATE = DATA_DIR / "devstack" / "state.json"
+# Where a running devstack says which servers it started (override for a devstack run with --data).
+DEVSTACK_STATE = Path(os.environ.get("DEVSTACK_STATE", DATA_DIR / "devstack" / "state.json"))
 
 
 def _env_bool(name: str, default: bool) -> bool:

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from django.core.management.base import BaseCommand, CommandError
 
 from events.devstack import Devstack
@@ -15,10 +17,14 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=1, help="consumer worker processes (default 1)")
         parser.add_argument("--nats-cluster", type=int, default=1, choices=[1, 3], help="embedded NATS nodes")
         parser.add_argument("--fresh", action="store_true", help="wipe the embedded data first")
+        parser.add_argument("--data", type=Path, default=None, help="embedded data folder (default .data/devstack)")
 
-    def handle(self, *args, port, web, workers, nats_cluster, fresh, **options):
+    def handle(self, *args, port, web, workers, nats_cluster, fresh, data, **options):
         if web < 1 or workers < 1:
             raise CommandError("--web and --workers must be at least 1")
-        code = Devstack(port=port, web=web, workers=workers, nats_cluster=nats_cluster, fresh=fresh).run()
+        stack = Devstack(port=port, web=web, workers=workers, nats_cluster=nats_cluster, fresh=fresh)
+        if data is not None:
+            stack.data_dir = data.resolve()
+        code = stack.run()
         if code:
             raise CommandError("devstack stopped on an error (see above)")

@@ -1,0 +1,116 @@
+"""The devstack from the outside: embedded servers, ready line, restarts, and nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from events.embedded import free_port, parent_death_signal
+from tests.pipeline import MANAGE, wait_for
+
+
+class Output:
+    """Collect a process's output lines from a background thread."""
+
+    def __init__(self, stream):
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        for line in iter(stream.readline, ""):
+            self.lines.append(line)
+
+    def has(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie is dead
+        return f.read().split(")")[-1].split()[0] != "Z"
+
+
+def descendants(pid: int) -> set[int]:
+    found, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        for child in Path(f"/proc/{parent}/task/{parent}/children").read_text().split() if alive(parent) else []:
+            found.add(int(child))
+            todo.append(int(child))
+    return found
+
+
+@pytest.fixture
+def devstack(tmp_path):
+    """Start `manage.py devstack` with its own embedded servers in a temporary folder."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, MANAGE, "devstack", "--port", str(port), "--data", str(tmp_path / "stack")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=parent_death_signal(signal.SIGTERM),
+    )  # fmt: skip
+    out = Output(proc.stdout)
+    try:
+        wait_for(lambda: out.has("ready") or proc.poll() is not None, 120, "the ready line")
+        assert proc.poll() is None, "".join(out.lines)
+        yield proc, out, f"http://127.0.0.1:{port}", tmp_path / "stack"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+
+
+def test_devstack_serves_the_demo_restarts_a_dead_child_and_leaves_nothing_behind(devstack):
+    proc, out, base, data = devstack
+    state = json.loads((data / "state.json").read_text())
+    assert state["pid"] == proc.pid
+
+    products = httpx.get(f"{base}/api/products").json()
+    assert products["items"] and products["pages"] >= 1
+    sku = products["items"][0]["sku"]
+    order = httpx.post(f"{base}/api/orders", json={"email": "e@example.org", "lines": [{"sku": sku, "quantity": 1}]})
+    assert order.status_code == 202
+    wait_for(lambda: httpx.get(order.json()["status_url"]).json()["status"] == "confirmed", 30, "confirmation")
+
+    # Another manage.py command in the checkout finds the running servers.
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
+    env["DEVSTACK_STATE"] = str(data / "state.json")
+    check = subprocess.run([sys.executable, MANAGE, "verify_invariants"], env=env, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    family = descendants(proc.pid)
+    workers = [p for p in family if "run_workers" in Path(f"/proc/{p}/cmdline").read_text()]
+    os.kill(workers[0], signal.SIGKILL)
+    wait_for(lambda: out.has("workers-1 restarted"), 30, "the worker to be restarted")
+
+    family |= descendants(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0
+    wait_for(lambda: not [p for p in family if alive(p)], 15, "every child to exit")
+    assert out.has("stopped")
+    assert not (data / "state.json").exists()
+
+
+def test_a_killed_devstack_leaves_no_server_behind(devstack):
+    proc, out, base, data = devstack
+    family = descendants(proc.pid)
+    names = {Path(f"/proc/{p}/comm").read_text().strip() for p in family if alive(p)}
+    assert {"postgres", "nats-server"} <= names
+
+    proc.kill()
+    proc.wait(10)
+
+    # Nobody stops them but the kernel, which signals each child of a dead parent (PR_SET_PDEATHSIG).
+    wait_for(lambda: not [p for p in family if alive(p)], 30, "every child and server to exit")
