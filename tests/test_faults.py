@@ -15,6 +15,7 @@ import httpx
 import nats
 import psycopg
 import pytest
+from django.db import connection
 from django.db.models import Sum
 
 from events.embedded import EmbeddedNats
@@ -65,22 +66,37 @@ def test_the_same_event_delivered_twice_has_one_effect(pipeline, make_product):
     assert Order.objects.get(id=order_id).status == Order.Status.CONFIRMED
 
 
-def test_killing_a_worker_mid_backlog_loses_and_doubles_nothing(pipeline, make_product):
+def lock_waits() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        return cursor.fetchone()[0]
+
+
+def test_killing_a_worker_mid_batch_loses_and_doubles_nothing(pipeline, make_product):
     make_product("A", stock=1000)
     make_product("B", stock=150)
-    place_many(150, sku="A")
+    place_many(100, sku="A")
     place_many(150, sku="B", quantity=2)  # only 75 of these fit
-    pipeline.relay()
-    first = pipeline.workers(EVENT_BATCH_SIZE="10")
-    wait_for(lambda: Order.objects.exclude(status=Order.Status.PENDING).count() >= 40, 60, "some orders processed")
+    place_many(50, sku="A")
+    # Hold B's stock row so the worker is stopped in the middle of a batch, inside its transaction.
+    blocker = psycopg.connect(**database_conninfo())
+    blocker.execute("SELECT * FROM inventory_stockitem WHERE sku = 'B' FOR UPDATE")
+    try:
+        pipeline.relay()
+        first = pipeline.workers(EVENT_BATCH_SIZE="10")
+        wait_for(lambda: Order.objects.filter(lines__sku="A").exclude(status="pending").count() >= 100, 60, "A")
+        wait_for(lambda: lock_waits() > 0, 30, "the worker to wait inside its batch")
 
-    first.kill()
-    assert Order.objects.filter(status=Order.Status.PENDING).exists(), "the backlog drained before the kill"
+        first.kill()  # fetched, partly applied, not committed, not acked
+    finally:
+        blocker.rollback()
+        blocker.close()
     pipeline.workers()
     all_final()
 
     assert_each_effect_once()
     assert Order.objects.filter(status=Order.Status.CONFIRMED, lines__sku="B").count() == 75
+    assert Order.objects.filter(status=Order.Status.CONFIRMED, lines__sku="A").count() == 150
 
 
 def test_concurrent_http_orders_never_oversell(pipeline, make_product):
