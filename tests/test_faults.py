@@ -214,3 +214,18 @@ def test_orders_are_accepted_while_nats_is_down_and_complete_when_it_is_back(
         assert_each_effect_once()
     finally:
         pipe.stop()
+
+
+def test_two_relays_at_once_publish_each_event_once(pipeline, make_product):
+    make_product("A", stock=1000)
+    place_many(200)
+    pipeline.relay()
+    pipeline.relay()
+    pipeline.workers()
+
+    all_final()
+    wait_for(lambda: not StoredEvent.objects.filter(published_at__isnull=True).exists(), message="outbox drained")
+
+    # Each SHOP event is in the stream once: OrderPlaced and OrderConfirmed of every order.
+    assert run_async(stream_messages(pipeline.nats_url, "SHOP")) == 400
+    assert_each_effect_once()
