@@ -5,7 +5,17 @@ import os
 import sys
 
 # Commands that run without a database (the devstack starts one itself).
-NO_DATABASE_NEEDED = {"help", "--help", "-h", "version", "--version", "devstack", "makemigrations", "check"}
+NO_DATABASE_NEEDED = {
+    "help",
+    "--help",
+    "-h",
+    "version",
+    "--version",
+    "devstack",
+    "makemigrations",
+    "check",
+    "export_event_schema",
+}
 
 
 def main() -> None:

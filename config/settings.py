@@ -116,6 +116,8 @@ EVENT_STREAMS = {
 }
 EVENT_STREAM_REPLICAS = int(os.environ.get("EVENT_STREAM_REPLICAS", "1"))
 EVENT_DUPLICATE_WINDOW_SECONDS = 300
+# Modules whose Event classes make the event catalogue (docs/events.asyncapi.json).
+EVENT_PUBLISHERS = ["shop.events", "inventory.events"]
 # The durable consumers this deployment runs, each an events.consumer.Consumer.
 EVENT_CONSUMERS = [
     "inventory.handlers.CONSUMER",

@@ -59,3 +59,9 @@ def test_a_field_added_by_the_producer_is_ignored_by_the_reader():
     _, event = decode(encode(new_envelope(sample, correlation_id="o", causation_id=None), data),
                       index([shop_inbound.StockReserved]))  # fmt: skip
     assert event.order_id == "o"
+
+
+def test_the_committed_event_catalogue_matches_the_code():
+    from django.core.management import call_command
+
+    call_command("export_event_schema", "--check")  # raises CommandError when docs/events.asyncapi.json is stale
