@@ -59,7 +59,7 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting deeper than the stack
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 # A SKU is one NATS subject token: letters, digits, '-' and '_'.
-SKU_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SKU_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 
 
 class DecodeError(ValueError):

@@ -1,6 +1,7 @@
 """Staff JSON API of the inventory (DESIGN §7)."""
 
 from django.conf import settings
+from django.db import DataError
 from django.http import JsonResponse
 
 from accounts.auth import staff_required
@@ -23,7 +24,7 @@ def _stock_json(item: StockItem) -> dict:
 
 
 def _item_or_404(sku: str) -> StockItem:
-    item = stock_get(sku=sku) if SKU_PATTERN.match(sku) else None
+    item = stock_get(sku=sku) if SKU_PATTERN.fullmatch(sku) else None
     if item is None:
         raise ApiError(404, "not_found", f"no stock item {sku!r}")
     return item
@@ -50,4 +51,7 @@ def stock_restock(request, sku: str):
         item = stock_receive(sku=sku, quantity=quantity)
     except UnknownSku:
         raise ApiError(404, "not_found", f"no stock item {sku!r}") from None
+    except DataError:
+        # StockItem.on_hand is a 32-bit integer: PostgreSQL refuses a restock that would pass 2**31 - 1.
+        raise ApiError(422, "out_of_range", "stock on hand would be too large", {"quantity": "too large"}) from None
     return JsonResponse(_stock_json(item), status=202)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from django.conf import settings
@@ -20,6 +21,7 @@ from .services import CannotCancel, IdempotencyConflict, LineRequest, UnknownPro
 ORDER_FIELDS = {"email", "lines"}
 LINE_FIELDS = {"sku", "quantity"}
 MAX_KEY_LENGTH = 200
+PAGE = re.compile(r"[1-9][0-9]{0,5}")  # ASCII digits only: str.isdigit() accepts "²", which int() refuses
 
 
 def product_json(request: HttpRequest, product: Product, available: int) -> dict:
@@ -56,17 +58,25 @@ def order_json(request: HttpRequest, order: Order) -> dict:
 
 
 def _page(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= 100_000:
+    """Return the page number of a query string value, or raise ApiError 400."""
+    if not PAGE.fullmatch(value) or int(value) > 100_000:
         raise ApiError(400, "invalid", "page must be a positive integer", {"page": "must be a positive integer"})
     return int(value)
+
+
+def _text_param(request: HttpRequest, name: str, limit: int) -> str:
+    """Return a query string parameter cut to ``limit`` characters, or raise ApiError 400 if it holds a NUL."""
+    value = request.GET.get(name, "")[:limit]
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL: the query would fail with a DataError
+        raise ApiError(400, "invalid", f"{name} must not contain NUL characters", {name: "must not contain NUL"})
+    return value
 
 
 @api_view("GET")
 def products(request: HttpRequest):
     page = _page(request.GET.get("page", "1"))
-    items, pages = product_list(
-        q=request.GET.get("q", "")[:100], category=request.GET.get("category", "")[:64], page=page
-    )
+    q, category = _text_param(request, "q", 100), _text_param(request, "category", 64)
+    items, pages = product_list(q=q, category=category, page=page)
     stock = availability([p.sku for p in items])
     return JsonResponse(
         {"items": [product_json(request, p, stock[p.sku]) for p in items], "page": page, "pages": pages}
@@ -75,7 +85,7 @@ def products(request: HttpRequest):
 
 @api_view("GET")
 def product(request: HttpRequest, sku: str):
-    found = product_get(sku=sku) if SKU_PATTERN.match(sku) else None
+    found = product_get(sku=sku) if SKU_PATTERN.fullmatch(sku) else None
     if found is None:
         raise ApiError(404, "not_found", f"no product {sku!r}")
     return JsonResponse(product_json(request, found, availability([sku])[sku]))
@@ -115,7 +125,8 @@ def _parse_line(i: int, line: object) -> LineRequest:
             {f"{where}.{name}": "unknown field" for name in unknown},
         )  # fmt: skip
     sku = line.get("sku")
-    if not isinstance(sku, str) or not SKU_PATTERN.match(sku):
+    # fullmatch: SKU_PATTERN ends in "$", which match() lets through before a trailing newline ("A-1\n").
+    if not isinstance(sku, str) or not SKU_PATTERN.fullmatch(sku):
         raise ApiError(422, "invalid", f"{where}.sku is not a valid SKU", {f"{where}.sku": "not a valid SKU"})
     quantity = positive_int(line.get("quantity"), field=f"{where}.quantity", maximum=settings.ORDER_MAX_QUANTITY)
     return LineRequest(sku=sku, quantity=quantity)
@@ -126,23 +137,31 @@ def _idempotency_key(request: HttpRequest) -> str | None:
     if key is None:
         return None
     if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
-        raise ApiError(400, "invalid", "Idempotency-Key must be 1-200 printable characters")
+        raise ApiError(
+            400, "invalid", f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters",
+            {"Idempotency-Key": f"1-{MAX_KEY_LENGTH} printable characters"},
+        )  # fmt: skip
     return key
+
+
+def _place(*, email: str, lines: list[LineRequest], key: str | None) -> Order:
+    """Place the order, turning the service's refusals into ApiErrors."""
+    try:
+        return order_place(email=email, lines=lines, idempotency_key=key)[0]
+    except UnknownProducts as exc:
+        raise ApiError(
+            422, "unknown_product", f"not in the catalog: {', '.join(exc.skus)}",
+            {f"lines[{i}].sku": "not in the catalog" for i, line in enumerate(lines) if line.sku in exc.skus},
+        ) from None  # fmt: skip
+    except IdempotencyConflict:
+        raise ApiError(409, "idempotency_conflict", "this Idempotency-Key was used with another request") from None
 
 
 @api_view("POST")
 def orders(request: HttpRequest):
     key = _idempotency_key(request)
     email, lines = parse_order(json_body(request))
-    try:
-        order, _ = order_place(email=email, lines=lines, idempotency_key=key)
-    except UnknownProducts as exc:
-        raise ApiError(
-            422, "unknown_product", f"not in the catalog: {', '.join(exc.skus)}",
-            {f"lines.{sku}": "unknown SKU" for sku in exc.skus},
-        ) from None  # fmt: skip
-    except IdempotencyConflict:
-        raise ApiError(409, "idempotency_conflict", "this Idempotency-Key was used with another request") from None
+    order = _place(email=email, lines=lines, key=key)
     response = JsonResponse(order_json(request, order_get(order_id=order.id)), status=202)
     response["Location"] = reverse("api:order", args=[order.id])
     return response

@@ -46,7 +46,8 @@ class Order(models.Model):
     email = models.EmailField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     reason = models.CharField(max_length=300, blank=True)
-    total = models.DecimalField(max_digits=12, decimal_places=2)
+    # 100 lines x 1000 units x the dearest price (10 digits) fit.
+    total = models.DecimalField(max_digits=18, decimal_places=2)
     currency = models.CharField(max_length=3)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -40,7 +40,7 @@ class LineRequest:
 
 def request_fingerprint(email: str, lines: list[LineRequest]) -> str:
     """Return a hash of what an order request asks for (to compare idempotent retries)."""
-    canonical = json.dumps([email.lower(), [[line.sku, line.quantity] for line in lines]])
+    canonical = json.dumps([email, [[line.sku, line.quantity] for line in lines]])
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -18,7 +18,7 @@ def catalog(request):
 
 
 def product(request, sku: str):
-    found = product_get(sku=sku) if SKU_PATTERN.match(sku) else None
+    found = product_get(sku=sku) if SKU_PATTERN.fullmatch(sku) else None
     if found is None:
         raise Http404("no such product")
     available = availability([sku])[sku]
