@@ -1,0 +1,1 @@
+"""Load tests and benchmarks of the shop; each module says what it shows and how to run it."""
