@@ -40,8 +40,11 @@ async def connect(name: str, *, wait: bool = True, **options) -> NATS:
     """Connect to NATS and reconnect forever after; with ``wait``, retry while it is down."""
     servers = [url.strip() for url in nats_url().split(",")]
 
+    client: NATS | None = None
+
     async def on_disconnect() -> None:
-        log.warning("nats disconnected (%s)", name)
+        if client is None or not (client.is_closed or client.is_draining):
+            log.warning("nats disconnected (%s)", name)
 
     async def on_reconnect() -> None:
         log.info("nats reconnected (%s)", name)
@@ -64,7 +67,8 @@ async def connect(name: str, *, wait: bool = True, **options) -> NATS:
     delay = 0.2
     while True:
         try:
-            return await nats.connect(**params)
+            client = await nats.connect(**params)
+            return client
         except Exception as exc:  # nats raises several types for "no server"
             if not wait:
                 raise

@@ -162,7 +162,7 @@ def orders(request: HttpRequest):
     key = _idempotency_key(request)
     email, lines = parse_order(json_body(request))
     order = _place(email=email, lines=lines, key=key)
-    response = JsonResponse(order_json(request, order_get(order_id=order.id)), status=202)
+    response = JsonResponse(order_json(request, order), status=202)
     response["Location"] = reverse("api:order", args=[order.id])
     return response
 

@@ -82,7 +82,7 @@ def _order_create(*, email: str, lines: list[LineRequest], key: str | None, fing
         raise UnknownProducts(missing)
     total = sum((products[line.sku].price * line.quantity for line in lines), Decimal("0"))
     order = Order.objects.create(email=email, total=total, currency=products[lines[0].sku].currency)
-    OrderLine.objects.bulk_create(
+    order_lines = OrderLine.objects.bulk_create(
         OrderLine(order=order, sku=line.sku, name=products[line.sku].name,
                   unit_price=products[line.sku].price, quantity=line.quantity)
         for line in lines
@@ -92,7 +92,11 @@ def _order_create(*, email: str, lines: list[LineRequest], key: str | None, fing
     envelope = outbox.record(
         OrderPlaced(order_id=str(order.id), lines=[{"sku": ln.sku, "quantity": ln.quantity} for ln in lines])
     )
-    TimelineEntry.objects.create(order=order, type="OrderPlaced", at=envelope.occurred_at, event_id=envelope.event_id)
+    placed = TimelineEntry.objects.create(
+        order=order, type="OrderPlaced", at=envelope.occurred_at, event_id=envelope.event_id
+    )
+    # What the caller renders is what was just written: no need to read it back.
+    order._prefetched_objects_cache = {"lines": order_lines, "timeline": [placed]}
     return order
 
 
