@@ -24,6 +24,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
+
 from .embedded import EmbeddedError, EmbeddedNats, EmbeddedPostgres, free_port, parent_death_signal
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -212,6 +214,7 @@ class Devstack:
                     raise
                 time.sleep(1)
         self._manage(env, "seed_demo", "--if-empty")
+        self._manage(env, "collectstatic", "--noinput", "-v", "0")
 
     def _start_children(self, env: dict[str, str]) -> None:
         python = sys.executable
@@ -219,6 +222,8 @@ class Devstack:
         self.children.append(Child("web", [
             granian, "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(self.port),
             "--workers", str(self.web), "--blocking-threads", "4", "--respawn-failed-workers",
+            # granian serves /static/ itself, from what collectstatic gathered.
+            "--static-path-route", "/static", "--static-path-mount", str(settings.STATIC_ROOT),
             "--no-ws", "config.wsgi:application"], env))  # fmt: skip
         self.children.append(Child("relay", [python, MANAGE, "run_relay"], env))
         for i in range(self.workers):

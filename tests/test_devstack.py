@@ -80,6 +80,9 @@ def test_devstack_serves_the_demo_restarts_a_dead_child_and_leaves_nothing_behin
     products = httpx.get(f"{base}/api/products").json()
     assert products["items"] and products["pages"] >= 1
     sku = products["items"][0]["sku"]
+    image = httpx.get(products["items"][0]["image_url"])
+    assert image.status_code == 200 and image.text.startswith("<svg")
+    assert "Catalog" in httpx.get(f"{base}/").text
     order = httpx.post(f"{base}/api/orders", json={"email": "e@example.org", "lines": [{"sku": sku, "quantity": 1}]})
     assert order.status_code == 202
     wait_for(lambda: httpx.get(order.json()["status_url"]).json()["status"] == "confirmed", 30, "confirmation")
