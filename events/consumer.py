@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -41,6 +42,8 @@ class Consumer:
     stream: str
     subjects: tuple[str, ...]
     subscriptions: tuple[tuple[type[Event], Handler], ...]
+    # Entered inside each batch transaction, around all its messages: work done once per batch.
+    batch_scope: Callable[[], AbstractContextManager] | None = None
     types: EventTypes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -99,7 +102,8 @@ def process_batch(consumer: Consumer, deliveries: list[Delivery], max_deliver: i
 
 
 def _apply_in_one_transaction(consumer: Consumer, deliveries: list[Delivery], max_deliver: int) -> list[Verdict]:
-    with transaction.atomic():
+    scope = consumer.batch_scope() if consumer.batch_scope else nullcontext()
+    with transaction.atomic(), scope:
         return [_apply(consumer, delivery, max_deliver) for delivery in deliveries]
 
 

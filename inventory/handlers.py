@@ -3,7 +3,7 @@
 from events.consumer import Consumer
 
 from .inbound import OrderCancelled, OrderPlaced
-from .services import reservation_create, reservation_release
+from .services import levels_once_per_batch, reservation_create, reservation_release
 
 
 def reserve_stock(event: OrderPlaced) -> None:
@@ -27,4 +27,5 @@ CONSUMER = Consumer(
     stream="SHOP",
     subjects=("shop.order.placed", "shop.order.cancelled"),
     subscriptions=tuple(SUBSCRIPTIONS),
+    batch_scope=levels_once_per_batch,
 )

@@ -10,7 +10,7 @@ from inventory.handlers import release_stock, reserve_stock
 from inventory.inbound import OrderCancelled, OrderPlaced
 from inventory.models import Reservation, StockItem
 from inventory.projections import differences, rebuild
-from inventory.services import stock_receive
+from inventory.services import levels_once_per_batch, stock_receive
 
 pytestmark = pytest.mark.django_db
 
@@ -139,3 +139,23 @@ def test_stock_is_the_fold_of_its_events():
     assert stock() == live == {"A": (10, 6), "B": (6, 0)}
     assert differences() == []
     assert StockItem.objects.get(sku="A").version == 4  # received, reserved, released, reserved
+
+
+def test_a_batch_announces_each_changed_sku_once_with_its_final_level():
+    given_stock(A=10, B=10)
+    before = last_seq()
+
+    with transaction.atomic(), levels_once_per_batch():
+        reserve_stock(placed(("A", 1)))
+        reserve_stock(placed(("A", 2), ("B", 1)))
+        with pytest.raises(RuntimeError), transaction.atomic():  # a message whose savepoint rolls back
+            reserve_stock(placed(("B", 5)))
+            raise RuntimeError
+
+    assert types_since(before) == ["StockReserved", "StockReserved", "StockLevelChanged", "StockLevelChanged"]
+    levels = {
+        e.aggregate_id: bytes(e.payload) for e in StoredEvent.objects.filter(type="StockLevelChanged", seq__gt=before)
+    }
+    assert b'"reserved":3,"available":7,"version":3' in levels["A"]
+    assert b'"reserved":1,"available":9,"version":2' in levels["B"]
+    assert differences() == []
