@@ -26,7 +26,15 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .embedded import EmbeddedError, EmbeddedNats, EmbeddedPostgres, free_port, parent_death_signal
+from .embedded import (
+    EmbeddedError,
+    EmbeddedNats,
+    EmbeddedPostgres,
+    free_port,
+    parent_death_signal,
+    stop_process_group,
+    web_command,
+)  # fmt: skip
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MANAGE = str(BASE_DIR / "manage.py")
@@ -86,16 +94,7 @@ class Child:
 
     def stop(self, timeout: float = 10) -> None:
         """SIGTERM the child's process group, then SIGKILL it if it lingers."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-        except ProcessLookupError:
-            pass
+        stop_process_group(self.proc, timeout=timeout)
 
 
 @dataclass
@@ -218,13 +217,10 @@ class Devstack:
 
     def _start_children(self, env: dict[str, str]) -> None:
         python = sys.executable
-        granian = str(Path(python).with_name("granian"))
-        self.children.append(Child("web", [
-            granian, "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(self.port),
-            "--workers", str(self.web), "--blocking-threads", "4", "--respawn-failed-workers",
+        self.children.append(Child("web", web_command(
+            self.port, self.web, "--respawn-failed-workers",
             # granian serves /static/ itself, from what collectstatic gathered.
-            "--static-path-route", "/static", "--static-path-mount", str(settings.STATIC_ROOT),
-            "--no-ws", "config.wsgi:application"], env))  # fmt: skip
+            "--static-path-route", "/static", "--static-path-mount", str(settings.STATIC_ROOT)), env))  # fmt: skip
         self.children.append(Child("relay", [python, MANAGE, "run_relay"], env))
         for i in range(self.workers):
             self.children.append(Child(f"workers-{i + 1}", [python, MANAGE, "run_workers"], env))

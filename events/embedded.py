@@ -60,6 +60,28 @@ def parent_death_signal(sig: int = signal.SIGTERM, uid: int | None = None, gid: 
     return preexec
 
 
+def stop_process_group(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+    """Signal a child started with ``start_new_session`` and its whole group; SIGKILL it if it lingers."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+    except ProcessLookupError:
+        pass
+
+
+def web_command(port: int, workers: int, *extra: str) -> list[str]:
+    """Return the command of the WSGI web server (granian), as the devstack, tests and bench run it."""
+    granian = str(Path(sys.executable).with_name("granian"))
+    return [granian, "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--blocking-threads", "4", "--no-ws", *extra,
+            "config.wsgi:application"]  # fmt: skip
+
+
 def _wait_until(check, deadline: float, what: str, proc: subprocess.Popen, log: Path) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:

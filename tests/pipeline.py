@@ -23,7 +23,7 @@ import nats
 from django.conf import settings
 from django.db import connection
 
-from events.embedded import free_port, parent_death_signal
+from events.embedded import free_port, parent_death_signal, stop_process_group, web_command
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MANAGE = str(BASE_DIR / "manage.py")
@@ -70,15 +70,7 @@ class Proc:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
-        if self.alive():
-            try:
-                os.killpg(self.proc.pid, sig)
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-            except ProcessLookupError:
-                pass
+        stop_process_group(self.proc, sig, timeout)
         if hasattr(self, "log"):
             self.log.close()
 
@@ -127,10 +119,7 @@ class Pipeline:
     def web(self, workers: int = 2, **env: str) -> str:
         """Start the WSGI web server as the devstack does; return its base URL once ready."""
         port = free_port()
-        granian = str(Path(sys.executable).with_name("granian"))
-        self._start("web", [granian, "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
-                            "--workers", str(workers), "--blocking-threads", "4", "--no-ws",
-                            "config.wsgi:application"], **env)  # fmt: skip
+        self._start("web", web_command(port, workers), **env)
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: _http_ok(f"{base}/healthz"), 30, "the web server")
         return base

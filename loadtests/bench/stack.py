@@ -7,7 +7,6 @@ signalled by PID) and is asked by the kernel to stop if the bench dies
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from events.embedded import free_port, parent_death_signal
+from events.embedded import free_port, parent_death_signal, stop_process_group, web_command
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 MANAGE = str(BASE_DIR / "manage.py")
@@ -52,16 +51,7 @@ class Child:
 
     def stop(self, timeout: float = 15) -> None:
         """SIGTERM the child's process group, then SIGKILL it if it lingers."""
-        if not self.alive():
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-        except ProcessLookupError:
-            pass
+        stop_process_group(self.proc, timeout=timeout)
 
 
 @dataclass
@@ -86,11 +76,7 @@ class Stack:
     def start_web(self) -> str:
         """Start granian (WSGI) as the devstack does; return the base URL once it answers."""
         self.port = free_port()
-        granian = str(Path(sys.executable).with_name("granian"))
-        self.web = self._child("web", [
-            granian, "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(self.port),
-            "--workers", str(self.web_workers), "--blocking-threads", "4", "--no-ws", "config.wsgi:application",
-        ])  # fmt: skip
+        self.web = self._child("web", web_command(self.port, self.web_workers))
         base = f"http://127.0.0.1:{self.port}"
         self._wait(self.web, lambda: _http_ok(f"{base}/healthz"), "the web server")
         return base
