@@ -7,6 +7,13 @@ written beside each effect), then, **after commit only**, ack what was applied
 or skipped as a duplicate, nak with a backoff what failed, and terminate what
 was dead-lettered. Several processes bound to one durable compete for its
 messages: that is the load balancing.
+
+A handler marked ``@batch_handler`` takes a run of consecutive messages at
+once, so it can do set-based SQL (a few statements per batch instead of a few
+per message): the receipts of the run are written in one statement, then the
+handler gets every event that was not a duplicate. If that fails, the run is
+applied again one message at a time, each in its own savepoint, so only the
+message that itself fails is retried or dead-lettered.
 """
 
 from __future__ import annotations
@@ -24,13 +31,25 @@ from django.db import DatabaseError, close_old_connections, connection, transact
 from django.utils.module_loading import import_string
 
 from . import bus
-from .base import DecodeError, Event, EventTypes, decode, index
+from .base import DecodeError, Envelope, Event, EventTypes, decode, index
 from .models import DeadLetter
 from .outbox import caused_by
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Event], None]
+# A batch handler takes (envelope, event) pairs, in stream order, none of them a duplicate.
+BatchHandler = Callable[[list[tuple[Envelope, Event]]], None]
+
+
+def batch_handler(fn: BatchHandler) -> BatchHandler:
+    """Mark ``fn`` as taking a whole run of messages: ``fn([(envelope, event), ...])``."""
+    fn.takes_batch = True
+    return fn
+
+
+def takes_batch(handler) -> bool:
+    return getattr(handler, "takes_batch", False)
 
 
 @dataclass(frozen=True)
@@ -41,7 +60,7 @@ class Consumer:
     app: str
     stream: str
     subjects: tuple[str, ...]
-    subscriptions: tuple[tuple[type[Event], Handler], ...]
+    subscriptions: tuple[tuple[type[Event], Handler | BatchHandler], ...]
     # Entered inside each batch transaction, around all its messages: work done once per batch.
     batch_scope: Callable[[], AbstractContextManager] | None = None
     types: EventTypes = field(init=False, repr=False, compare=False)
@@ -49,9 +68,14 @@ class Consumer:
     def __post_init__(self) -> None:
         object.__setattr__(self, "types", index(cls for cls, _ in self.subscriptions))
 
-    def handlers_for(self, event: Event) -> list[Handler]:
+    def handlers_for(self, event: Event) -> list[Handler | BatchHandler]:
         """Return the handlers subscribed to this event's class, in table order."""
         return [handler for cls, handler in self.subscriptions if isinstance(event, cls)]
+
+    def batch_handler_for(self, event: Event) -> BatchHandler | None:
+        """Return the one batch handler of this event's class, if that is all it has."""
+        handlers = self.handlers_for(event)
+        return handlers[0] if len(handlers) == 1 and takes_batch(handlers[0]) else None
 
 
 def configured_consumers(only: str | None = None) -> list[Consumer]:
@@ -104,24 +128,65 @@ def process_batch(consumer: Consumer, deliveries: list[Delivery], max_deliver: i
 def _apply_in_one_transaction(consumer: Consumer, deliveries: list[Delivery], max_deliver: int) -> list[Verdict]:
     scope = consumer.batch_scope() if consumer.batch_scope else nullcontext()
     with transaction.atomic(), scope:
-        return [_apply(consumer, delivery, max_deliver) for delivery in deliveries]
+        verdicts: list[Verdict] = [Verdict.ACK] * len(deliveries)
+        decoded: list[tuple[int, Envelope, Event]] = []
+        for i, delivery in enumerate(deliveries):
+            try:
+                envelope, event = decode(delivery.data, consumer.types)
+            except DecodeError as exc:
+                _dead_letter(consumer, delivery, f"cannot decode: {exc}")
+                verdicts[i] = Verdict.TERM
+                continue
+            if event is not None:  # None: a type this consumer does not subscribe to
+                decoded.append((i, envelope, event))
+        for handler, run in _runs(consumer, decoded):
+            if handler is None or len(run) == 1 or not _apply_run(consumer, handler, run):
+                for i, envelope, event in run:
+                    verdicts[i] = _apply(consumer, deliveries[i], envelope, event, max_deliver)
+        return verdicts
 
 
-def _apply(consumer: Consumer, delivery: Delivery, max_deliver: int) -> Verdict:
+def _runs(consumer: Consumer, decoded: list[tuple[int, Envelope, Event]]):
+    """Split messages into maximal runs that share one batch handler (None: per message), keeping order."""
+    runs: list[tuple[BatchHandler | None, list]] = []
+    for item in decoded:
+        handler = consumer.batch_handler_for(item[2])
+        if runs and runs[-1][0] is handler and handler is not None:
+            runs[-1][1].append(item)
+        else:
+            runs.append((handler, [item]))
+    return runs
+
+
+def _apply_run(consumer: Consumer, handler: BatchHandler, run: list[tuple[int, Envelope, Event]]) -> bool:
+    """Apply a run set-based in one savepoint; False (and nothing applied) if it failed."""
     try:
-        envelope, event = decode(delivery.data, consumer.types)
-    except DecodeError as exc:
-        _dead_letter(consumer, delivery, f"cannot decode: {exc}")
-        return Verdict.TERM
-    if event is None:
-        return Verdict.ACK
+        with transaction.atomic():
+            fresh = _first_receipts(consumer.name, [envelope.event_id for _, envelope, _ in run])
+            todo = []
+            for _, envelope, event in run:
+                if envelope.event_id in fresh:
+                    fresh.discard(envelope.event_id)  # the same event twice in one run: once
+                    todo.append((envelope, event))
+            if todo:
+                handler(todo)
+        return True
+    except Exception as exc:
+        log.info("%s: run of %d failed set-based (%r); applying one by one", consumer.name, len(run), exc)
+        return False
+
+
+def _apply(consumer: Consumer, delivery: Delivery, envelope: Envelope, event: Event, max_deliver: int) -> Verdict:
     try:
         with transaction.atomic():  # a savepoint: this message's effect, or nothing of it
             if not _first_receipt(consumer.name, envelope.event_id):
                 return Verdict.ACK
             with caused_by(envelope):
                 for handler in consumer.handlers_for(event):
-                    handler(event)
+                    if takes_batch(handler):
+                        handler([(envelope, event)])
+                    else:
+                        handler(event)
     except Exception as exc:
         if delivery.num_delivered >= max_deliver:
             _dead_letter(consumer, delivery, f"failed {delivery.num_delivered} times, last: {exc!r}")
@@ -140,6 +205,17 @@ def _first_receipt(consumer: str, event_id: str) -> bool:
             [consumer, event_id],
         )
         return cursor.rowcount == 1
+
+
+def _first_receipts(consumer: str, event_ids: list[str]) -> set[str]:
+    """Record receipts for many events in one statement; return the ids not seen before."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO events_processedevent (consumer, event_id, processed_at) "
+            "SELECT %s, id, now() FROM unnest(%s::uuid[]) AS id ON CONFLICT DO NOTHING RETURNING event_id",
+            [consumer, list(dict.fromkeys(event_ids))],
+        )
+        return {str(row[0]) for row in cursor.fetchall()}
 
 
 def _dead_letter(consumer: Consumer, delivery: Delivery, error: str) -> None:
