@@ -12,6 +12,7 @@ import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from django.conf import settings
 from django.db import connection
 
 from .base import Envelope, Event, encode, new_envelope
@@ -80,4 +81,9 @@ def record_many(
             )
         )
     StoredEvent.objects.bulk_create(rows)
+    if settings.RELAY_WAKEUP == "notify" and rows:
+        # Delivered to the relay at commit (never for a rolled-back transaction);
+        # PostgreSQL folds the repeats of one transaction into one.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [settings.RELAY_NOTIFY_CHANNEL])
     return envelopes
