@@ -8,12 +8,13 @@ or skipped as a duplicate, nak with a backoff what failed, and terminate what
 was dead-lettered. Several processes bound to one durable compete for its
 messages: that is the load balancing.
 
-A handler marked ``@batch_handler`` takes a run of consecutive messages at
-once, so it can do set-based SQL (a few statements per batch instead of a few
-per message): the receipts of the run are written in one statement, then the
-handler gets every event that was not a duplicate. If that fails, the run is
-applied again one message at a time, each in its own savepoint, so only the
-message that itself fails is retried or dead-lettered.
+A batch is first applied all or nothing: one statement writes the receipts of
+the whole batch, and the handlers get only the events not seen before. A
+handler marked ``@batch_handler`` takes a run of consecutive messages at once,
+so it can do set-based SQL (a few statements per batch instead of a few per
+message). If anything in the batch fails, it is rolled back and applied again
+one message at a time, each in its own savepoint, so only the message that
+itself fails is retried or dead-lettered.
 """
 
 from __future__ import annotations
@@ -102,10 +103,21 @@ class Delivery:
 
 
 def process_batch(consumer: Consumer, deliveries: list[Delivery], max_deliver: int) -> list[Verdict]:
-    """Apply a batch in one transaction; if the transaction fails, apply each message alone."""
+    """Apply a batch in one transaction, all or nothing; if that fails, message by message.
+
+    The first attempt uses no savepoints: one statement writes every receipt,
+    the handlers run, one commit. Only when something in it fails is the batch
+    applied again with a savepoint around each message, so that only the
+    message that itself fails is retried (or dead-lettered).
+    """
     close_old_connections()
     try:
-        return _apply_in_one_transaction(consumer, deliveries, max_deliver)
+        try:
+            return _apply_all_or_nothing(consumer, deliveries)
+        except Exception as exc:
+            log.info("%s: batch of %d failed as a whole (%r); applying it message by message",
+                     consumer.name, len(deliveries), exc)  # fmt: skip
+        return _apply_message_by_message(consumer, deliveries, max_deliver)
     except DatabaseError as exc:
         # Nothing of the batch committed (a deadlock, a lost connection...). Retry
         # each message on its own so only a message that itself fails is counted.
@@ -116,7 +128,7 @@ def process_batch(consumer: Consumer, deliveries: list[Delivery], max_deliver: i
         verdicts = []
         for delivery in deliveries:
             try:
-                verdicts += _apply_in_one_transaction(consumer, [delivery], max_deliver)
+                verdicts += _apply_message_by_message(consumer, [delivery], max_deliver)
             except DatabaseError:
                 connection.close()
                 verdicts.append(Verdict.NAK)
@@ -125,55 +137,67 @@ def process_batch(consumer: Consumer, deliveries: list[Delivery], max_deliver: i
         close_old_connections()
 
 
-def _apply_in_one_transaction(consumer: Consumer, deliveries: list[Delivery], max_deliver: int) -> list[Verdict]:
+Decoded = tuple[int, Envelope, Event]  # a message's place in its batch, envelope and event
+
+
+def _decode(consumer: Consumer, deliveries: list[Delivery], verdicts: list[Verdict]) -> list[Decoded]:
+    """Decode a batch: dead-letter what cannot be decoded, skip types not subscribed to."""
+    decoded = []
+    for i, delivery in enumerate(deliveries):
+        try:
+            envelope, event = decode(delivery.data, consumer.types)
+        except DecodeError as exc:
+            _dead_letter(consumer, delivery, f"cannot decode: {exc}")
+            verdicts[i] = Verdict.TERM
+            continue
+        if event is not None:  # None: a type this consumer does not subscribe to
+            decoded.append((i, envelope, event))
+    return decoded
+
+
+def _apply_all_or_nothing(consumer: Consumer, deliveries: list[Delivery]) -> list[Verdict]:
+    """One transaction, no savepoints: every message's effect, or (raising) none."""
     scope = consumer.batch_scope() if consumer.batch_scope else nullcontext()
     with transaction.atomic(), scope:
-        verdicts: list[Verdict] = [Verdict.ACK] * len(deliveries)
-        decoded: list[tuple[int, Envelope, Event]] = []
-        for i, delivery in enumerate(deliveries):
-            try:
-                envelope, event = decode(delivery.data, consumer.types)
-            except DecodeError as exc:
-                _dead_letter(consumer, delivery, f"cannot decode: {exc}")
-                verdicts[i] = Verdict.TERM
+        verdicts = [Verdict.ACK] * len(deliveries)
+        decoded = _decode(consumer, deliveries, verdicts)
+        fresh = _first_receipts(consumer.name, [envelope.event_id for _, envelope, _ in decoded])
+        todo = []
+        for item in decoded:
+            if item[1].event_id in fresh:
+                fresh.discard(item[1].event_id)  # the same event twice in one batch: once
+                todo.append(item)
+        for handler, run in _runs(consumer, todo):
+            if handler is not None:
+                handler([(envelope, event) for _, envelope, event in run])
                 continue
-            if event is not None:  # None: a type this consumer does not subscribe to
-                decoded.append((i, envelope, event))
-        for handler, run in _runs(consumer, decoded):
-            if handler is None or len(run) == 1 or not _apply_run(consumer, handler, run):
-                for i, envelope, event in run:
-                    verdicts[i] = _apply(consumer, deliveries[i], envelope, event, max_deliver)
+            for _, envelope, event in run:
+                with caused_by(envelope):
+                    for each in consumer.handlers_for(event):
+                        each(event)
         return verdicts
 
 
-def _runs(consumer: Consumer, decoded: list[tuple[int, Envelope, Event]]):
+def _runs(consumer: Consumer, decoded: list[Decoded]) -> list[tuple[BatchHandler | None, list[Decoded]]]:
     """Split messages into maximal runs that share one batch handler (None: per message), keeping order."""
-    runs: list[tuple[BatchHandler | None, list]] = []
+    runs: list[tuple[BatchHandler | None, list[Decoded]]] = []
     for item in decoded:
         handler = consumer.batch_handler_for(item[2])
-        if runs and runs[-1][0] is handler and handler is not None:
+        if runs and runs[-1][0] is handler:
             runs[-1][1].append(item)
         else:
             runs.append((handler, [item]))
     return runs
 
 
-def _apply_run(consumer: Consumer, handler: BatchHandler, run: list[tuple[int, Envelope, Event]]) -> bool:
-    """Apply a run set-based in one savepoint; False (and nothing applied) if it failed."""
-    try:
-        with transaction.atomic():
-            fresh = _first_receipts(consumer.name, [envelope.event_id for _, envelope, _ in run])
-            todo = []
-            for _, envelope, event in run:
-                if envelope.event_id in fresh:
-                    fresh.discard(envelope.event_id)  # the same event twice in one run: once
-                    todo.append((envelope, event))
-            if todo:
-                handler(todo)
-        return True
-    except Exception as exc:
-        log.info("%s: run of %d failed set-based (%r); applying one by one", consumer.name, len(run), exc)
-        return False
+def _apply_message_by_message(consumer: Consumer, deliveries: list[Delivery], max_deliver: int) -> list[Verdict]:
+    """One transaction, a savepoint per message: a failing message is undone alone and nak'd."""
+    scope = consumer.batch_scope() if consumer.batch_scope else nullcontext()
+    with transaction.atomic(), scope:
+        verdicts = [Verdict.ACK] * len(deliveries)
+        for i, envelope, event in _decode(consumer, deliveries, verdicts):
+            verdicts[i] = _apply(consumer, deliveries[i], envelope, event, max_deliver)
+        return verdicts
 
 
 def _apply(consumer: Consumer, delivery: Delivery, envelope: Envelope, event: Event, max_deliver: int) -> Verdict:

@@ -4,6 +4,10 @@ Inventory is event-sourced: ``StockReceived``, ``StockReserved`` and
 ``StockReleased`` are the facts; the ``StockItem`` rows are their running sum
 (see ``projections.py``, which rebuilds them from the log). ``StockLevelChanged``
 announces each SKU's new state to the rest of the system.
+
+The services that handlers call run with ``atomic(savepoint=False)``: inside
+the consumer runner's transaction, a savepoint of their own would cost two
+round trips per message, and the runner already holds one where it needs it.
 """
 
 from __future__ import annotations
@@ -108,13 +112,13 @@ def stock_receive(*, sku: str, quantity: int, create: bool = False) -> StockItem
     return item
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def reservation_create(*, order_id: str, lines: list[dict]) -> Reservation:
     """Hold stock for every line of the order, or reject it whole; safe to call twice."""
     return reservations_create(orders=[(str(order_id), lines)])[0]
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def reservations_create(
     *, orders: list[tuple[str, list[dict]]], causes: list[Envelope | None] | None = None
 ) -> list[Reservation]:
@@ -164,7 +168,7 @@ def reservations_create(
     return [decided[order_id] for order_id in ids]
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def reservation_release(*, order_id: str) -> Reservation:
     """Give back what an order holds; remember a cancellation that comes first."""
     reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()

@@ -1,4 +1,9 @@
-"""Every write of the shop. Each records its events in the same transaction."""
+"""Every write of the shop. Each records its events in the same transaction.
+
+The services that handlers call run with ``atomic(savepoint=False)``: inside
+the consumer runner's transaction, a savepoint of their own would cost two
+round trips per message, and the runner already holds one where it needs it.
+"""
 
 from __future__ import annotations
 
@@ -121,19 +126,19 @@ class Decision:
     reason: str = ""
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def order_confirm(*, order_id: str, cause: Envelope) -> Order:
     """Confirm a pending order once its stock is held; a cancelled order stays cancelled."""
     return orders_settle(decisions=[Decision(str(order_id), True, cause)])[0]
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def order_reject(*, order_id: str, reason: str, cause: Envelope) -> Order:
     """Reject a pending order whose stock could not be held."""
     return orders_settle(decisions=[Decision(str(order_id), False, cause, reason)])[0]
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def orders_settle(*, decisions: list[Decision]) -> list[Order]:
     """Move pending orders to confirmed or rejected, many at once; note each decision on the timeline.
 
@@ -177,7 +182,7 @@ def orders_settle(*, decisions: list[Decision]) -> list[Order]:
     return [orders[d.order_id] for d in decisions]
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def order_note(*, order_id: str, cause, detail: str = "") -> None:
     """Add an event about the order to its timeline."""
     order = Order.objects.get(id=order_id)
