@@ -15,18 +15,22 @@ django_http = get_asgi_application()  # sets Django up before the imports below
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator, WebsocketDenier  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 from shop import live  # noqa: E402
 from shop.routing import websocket_urlpatterns as shop_sockets  # noqa: E402
 from staff.routing import websocket_urlpatterns as staff_sockets  # noqa: E402
+
+# Any other path is refused (403 at the handshake) instead of raising in the router.
+sockets = [*shop_sockets, *staff_sockets, re_path(r"", WebsocketDenier.as_asgi())]
 
 router = ProtocolTypeRouter(
     {
         "http": django_http,
         # A page of another site may not open our sockets (its Origin is not one of ALLOWED_HOSTS);
         # the session (and so the staff user) comes with the cookies.
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(shop_sockets + staff_sockets))),
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(sockets))),
     }
 )
 

@@ -165,11 +165,14 @@ class Feed:
         self.layer = layer  # a Channels layer on this loop (ASGI processes), or None (WSGI workers)
         self.nc = None
         self.ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
 
     async def run(self) -> None:
         """Connect (retrying while NATS is down), subscribe, and follow until cancelled."""
         from events import bus
 
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         self.nc = await bus.connect(
             f"web-live-{os.getpid()}", reconnected_cb=self._on_reconnect, disconnected_cb=self._on_disconnect
         )
@@ -182,9 +185,15 @@ class Feed:
         self.ready.set()
         log.info("live feed subscribed (pid %s, fan-out %s)", os.getpid(), self.layer is not None)
         try:
-            await asyncio.Event().wait()
+            await self._stop.wait()
         finally:
+            self.cache.clear(enabled=False)
             await self.nc.close()
+
+    def stop(self) -> None:
+        """Ask the feed to unsubscribe and close (from any thread)."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
 
     async def _on_disconnect(self) -> None:
         self.cache.clear(enabled=False)

@@ -23,7 +23,7 @@ import nats
 from django.conf import settings
 from django.db import connection
 
-from events.embedded import free_port, parent_death_signal, stop_process_group, web_command
+from events.embedded import free_port, live_command, parent_death_signal, stop_process_group, web_command
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MANAGE = str(BASE_DIR / "manage.py")
@@ -122,6 +122,20 @@ class Pipeline:
         self._start("web", web_command(port, workers), **env)
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: _http_ok(f"{base}/healthz"), 30, "the web server")
+        return base
+
+    def live(self, workers: int = 1, *extra: str, **env: str) -> str:
+        """Start an ASGI web process (websockets and pages) as the devstack does; return its base URL once ready."""
+        port = free_port()
+        proc = self._start("live", live_command(port, workers, *extra), **env)
+        base = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            if not proc.alive():
+                raise AssertionError(f"the ASGI web server exited:\n{proc.tail()}")
+            return _http_ok(f"{base}/healthz")
+
+        wait_for(up, 30, "the ASGI web server")
         return base
 
     def start(self) -> Pipeline:
