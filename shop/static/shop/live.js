@@ -74,7 +74,7 @@ function followOrder() {
       const li = document.createElement("li");
       li.dataset.eventId = e.event_id; li.dataset.type = e.type; li.dataset.at = e.at; li.dataset.detail = e.detail;
       const strong = document.createElement("strong"); strong.textContent = e.type; li.append(strong);
-      const time = document.createElement("time"); time.dateTime = e.at; time.textContent = " " + new Date(e.at).toLocaleTimeString(); li.append(time);
+      const time = document.createElement("time"); time.dateTime = e.at; time.textContent = " " + new Date(e.at).toISOString().slice(11, 23) + " UTC"; li.append(time);
       if (i > 0) {
         const span = document.createElement("span"); span.className = "delta";
         span.textContent = `+${Math.round(Date.parse(e.at) - Date.parse(sorted[i - 1].at))} ms`; li.append(span);
