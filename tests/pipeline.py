@@ -162,7 +162,7 @@ def _http_ok(url: str) -> bool:
 
 
 def run_async(coro):
-    """Run a coroutine from a synchronous test (in a thread of its own if this one runs a loop, as Playwright's does)."""
+    """Run a coroutine from a synchronous test (in a thread of its own if this thread runs a loop: Playwright)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
