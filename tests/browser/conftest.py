@@ -29,7 +29,9 @@ def static_files() -> list[str]:
     return ["--static-path-route", "/static", "--static-path-mount", str(settings.STATIC_ROOT)]
 
 
-@pytest.fixture(scope="session")
+# Module-scoped: while Playwright's sync API is open, this thread runs its event loop, which Django's
+# ORM refuses outside these tests (SynchronousOnlyOperation); closing it ends that loop.
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
