@@ -215,7 +215,10 @@ class Feed:
         if event is None:
             return
         level = level_of(event)
-        if self.cache.apply(level, envelope.occurred_at) and self.layer is not None:
+        self.cache.apply(level, envelope.occurred_at)
+        # Fan out even a level the cache already had (a page may have read it from the projection
+        # first): each socket keeps the newest version it sent, so a repeat goes nowhere.
+        if self.layer is not None:
             message = {"type": "stock.level", "level": level.frame()}
             await self.layer.group_send(stock_group(level.sku), message)
             await self.layer.group_send(STAFF_STOCK_GROUP, {"type": "stock.level", "level": level.staff_frame()})

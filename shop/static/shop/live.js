@@ -105,6 +105,7 @@ function followOrder() {
 function followStaffStock() {
   const table = document.getElementById("inventory");
   if (!table) return;
+  const staffLabels = { in_stock: "In stock", low_stock: "Low stock", sold_out: "Sold out" };
   liveSocket("/ws/staff/stock/", {
     onMessage: (msg) => {
       const row = table.querySelector(`tr[data-row-sku="${CSS.escape(msg.sku || "")}"]`);
@@ -115,7 +116,7 @@ function followStaffStock() {
         if (cell) cell.textContent = msg[key];
       }
       const badge = row.querySelector(".badge");
-      if (badge) { badge.className = `badge ${msg.stock_status}`; badge.textContent = msg.stock_status.replace("_", " "); }
+      if (badge) { badge.className = `badge ${msg.stock_status}`; badge.textContent = staffLabels[msg.stock_status]; }
     },
   });
 }
