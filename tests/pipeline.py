@@ -125,9 +125,9 @@ class Pipeline:
         wait_for(lambda: _http_ok(f"{base}/healthz"), 30, "the web server")
         return base
 
-    def live(self, workers: int = 1, *extra: str, **env: str) -> str:
+    def live(self, workers: int = 1, *extra: str, port: int = 0, **env: str) -> str:
         """Start an ASGI web process (websockets and pages) as the devstack does; return its base URL once ready."""
-        port = free_port()
+        port = port or free_port()
         proc = self._start("live", live_command(port, workers, *extra), **env)
         base = f"http://127.0.0.1:{port}"
 

@@ -12,6 +12,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from events.models import StoredEvent
+from inventory.services import stock_receive
 from shop.models import Order, StockLevel
 from tests.pipeline import wait_for
 
@@ -173,3 +174,26 @@ def test_a_foreign_origin_cannot_open_a_socket_and_staff_pages_need_a_staff_logi
     staff.wait_for_selector("#chain")
     types = [t.strip() for t in staff.locator("#chain tbody td:first-child strong").all_inner_texts()]
     assert types[:2] == ["OrderPlaced", "StockReserved"] and "OrderConfirmed" in types
+
+
+def test_a_page_whose_socket_dropped_reconnects_and_shows_what_changed_meanwhile(
+    pipeline, static_files, contexts, make_product
+):
+    make_product("LIVE-E", stock=10)
+    pipeline.start()
+    live = pipeline.live(1, *static_files)
+    port = int(live.rsplit(":", 1)[1])
+    web = pipeline.web(1, *static_files, LIVE_WS_PORT=str(port))
+    projected("LIVE-E", 10)
+    watcher = contexts()
+    open_product(watcher, web, "LIVE-E")
+
+    asgi = next(proc for proc in pipeline.procs if proc.name == "live")
+    asgi.stop()  # the ASGI process goes away: the page's socket drops
+    watcher.wait_for_selector("#live-state[data-state=closed]")
+    stock_receive(sku="LIVE-E", quantity=5)
+    projected("LIVE-E", 15)
+    pipeline.live(1, *static_files, port=port)
+
+    watcher.wait_for_selector("#live-state[data-state=open]")
+    wait_available(watcher, "LIVE-E", 15)
