@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from urllib.parse import urlparse
 
 import pytest
+from django.utils import timezone
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -17,7 +18,7 @@ from inventory.services import stock_receive
 from shop import live
 from shop.models import Order, StockLevel
 from shop.services import LineRequest, order_place
-from tests.pipeline import wait_for
+from tests.pipeline import Pipeline, wait_for
 
 
 def ws(base: str, path: str, origin: str | None = None, **kwargs):
@@ -160,3 +161,27 @@ def test_the_feed_forgets_its_cache_while_nats_is_away_and_follows_again_after(t
     finally:
         feed.stop()
         thread.join(10)
+
+
+def test_after_a_nats_outage_every_socket_is_sent_its_levels_again(transactional_db, own_nats, make_product, tmp_path):
+    """The process may have missed changes while NATS was away: its sockets get the current levels anew."""
+    make_product("LIVE-5", stock=0)
+    StockLevel.objects.create(sku="LIVE-5", on_hand=4, reserved=0, available=4, version=3,
+                              changed_at=timezone.now(), updated_at=timezone.now())  # fmt: skip
+    pipe = Pipeline(tmp=tmp_path, nats_url=own_nats.url)
+    try:
+        base = pipe.live()
+        with ws(base, "/ws/stock/") as sock:
+            sock.send(json.dumps({"subscribe": ["LIVE-5"]}))
+            assert frame(sock)["version"] == 3
+            own_nats.stop()
+            StockLevel.objects.filter(sku="LIVE-5").update(available=2, version=4)  # what the process missed
+            own_nats.start()
+            assert frame(sock, timeout=30) == {
+                "sku": "LIVE-5",
+                "available": 2,
+                "stock_status": "low_stock",
+                "version": 4,
+            }
+    finally:
+        pipe.stop()
