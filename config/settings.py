@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "shop",
     "inventory",
     "demo",
+    "staff",
 ]
 
 MIDDLEWARE = [
@@ -66,6 +67,8 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
+# Websockets (and pages too) in separate ASGI processes: config/asgi.py, docs/architecture.md.
+ASGI_APPLICATION = "config.asgi.application"
 
 TEMPLATES = [
     {
@@ -77,6 +80,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "shop.context.storefront",
             ],
         },
     },
@@ -156,6 +160,19 @@ if RELAY_WAKEUP not in ("poll", "notify"):
 RELAY_NOTIFY_CHANNEL = "events_outbox"
 RELAY_NOTIFY_FALLBACK = float(os.environ.get("RELAY_NOTIFY_FALLBACK", "1"))
 
+# Live stock and orders (shop/live.py). Each web process follows inventory.stock.> on core NATS
+# and fans changes out to its own websockets, so an in-memory channel layer per process is enough:
+# https://channels.readthedocs.io/en/stable/topics/channel_layers.html#in-memory-channel-layer
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Follow NATS in web processes (off in the test process itself, whose database is reset per test).
+LIVE_FEED = _env_bool("LIVE_FEED", True)
+# Port of the ASGI (websocket) processes as pages should reach them; empty = same origin (behind nginx).
+LIVE_WS_PORT = os.environ.get("LIVE_WS_PORT", "")
+# Seconds a level read from the projection (not from an event) stays in the near cache.
+LIVE_CACHE_MISS_TTL = float(os.environ.get("LIVE_CACHE_MISS_TTL", "5"))
+# SKUs one stock websocket may follow.
+LIVE_MAX_SKUS = 200
+
 # Orders.
 ORDER_MAX_LINES = 100
 ORDER_MAX_QUANTITY = 1000
@@ -168,7 +185,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/staff/login/"
+LOGIN_REDIRECT_URL = "/staff/"
+LOGOUT_REDIRECT_URL = "/"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -21,5 +21,6 @@ urlpatterns = [
     path("healthz", healthz),
     path("readyz", readyz),
     path("admin/", admin.site.urls),
+    path("staff/", include("staff.urls")),
     path("", include("shop.urls")),
 ]
