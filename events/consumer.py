@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils.module_loading import import_string
 
-from . import bus
+from . import bus, observe
 from .base import DecodeError, Event, EventTypes, decode, index
 from .models import DeadLetter
 from .outbox import caused_by
@@ -119,7 +119,7 @@ def _apply(consumer: Consumer, delivery: Delivery, max_deliver: int) -> Verdict:
         with transaction.atomic():  # a savepoint: this message's effect, or nothing of it
             if not _first_receipt(consumer.name, envelope.event_id):
                 return Verdict.ACK
-            with caused_by(envelope):
+            with caused_by(envelope), observe.handling(consumer.name, envelope, delivery):
                 for handler in consumer.handlers_for(event):
                     handler(event)
     except Exception as exc:
@@ -136,7 +136,7 @@ def _first_receipt(consumer: str, event_id: str) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO events_processedevent (consumer, event_id, processed_at) "
-            "VALUES (%s, %s, now()) ON CONFLICT DO NOTHING",
+            "VALUES (%s, %s, clock_timestamp()) ON CONFLICT DO NOTHING",
             [consumer, event_id],
         )
         return cursor.rowcount == 1
@@ -144,6 +144,7 @@ def _first_receipt(consumer: str, event_id: str) -> bool:
 
 def _dead_letter(consumer: Consumer, delivery: Delivery, error: str) -> None:
     log.error("dead-lettered on %s (%s): %s", consumer.name, delivery.subject, error)
+    observe.dead_lettered(consumer.name)
     DeadLetter.objects.create(
         consumer=consumer.name,
         subject=delivery.subject,
@@ -232,11 +233,13 @@ class Runner:
                         msgs = await sub.fetch(self.batch_size, timeout=1)
                     except TimeoutError:
                         continue
+                    started = observe.fetched(consumer.name, msgs)
                     deliveries = [_delivery(m) for m in msgs]
                     verdicts = await loop.run_in_executor(
                         self.executor, process_batch, consumer, deliveries, self.max_deliver
                     )
                     await _settle(msgs, verdicts)
+                    observe.settled(consumer.name, started)
                     backoff = 0.5
             except asyncio.CancelledError:
                 raise

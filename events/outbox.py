@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 from django.db import connection
 
+from . import observe, tracing
 from .base import Envelope, Event, encode, new_envelope
 from .models import StoredEvent
 
@@ -52,6 +53,7 @@ def record_many(events: list[Event], *, correlation_id: str | None = None) -> li
     correlation_id = correlation_id or (cause.correlation_id if cause else None)
     causation_id = cause.event_id if cause else None
     envelopes, rows = [], []
+    traceparent = tracing.current()
     for event in events:
         envelope = new_envelope(event, correlation_id=correlation_id, causation_id=causation_id)
         envelopes.append(envelope)
@@ -66,7 +68,9 @@ def record_many(events: list[Event], *, correlation_id: str | None = None) -> li
                 causation_id=envelope.causation_id,
                 occurred_at=envelope.occurred_at,
                 payload=encode(envelope, event.to_data()),
+                traceparent=traceparent,
             )
         )
     StoredEvent.objects.bulk_create(rows)
+    observe.recorded(envelopes)
     return envelopes
