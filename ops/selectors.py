@@ -15,24 +15,24 @@ from events.models import DeadLetter
 # → StockReserved/Rejected committed → published → shop starts (receipt) → OrderConfirmed/Rejected committed.
 HOPS = ["relay (placed)", "queue (inventory)", "inventory", "relay (reserved)", "queue (shop)", "shop"]
 RECENT_HOPS = """
-    WITH placed AS (
-        SELECT event_id, correlation_id, occurred_at, published_at FROM events_storedevent
-        WHERE type = 'OrderPlaced' ORDER BY seq DESC LIMIT %s
+    WITH decided AS (
+        SELECT correlation_id, type, occurred_at FROM events_storedevent
+        WHERE type IN ('OrderConfirmed', 'OrderRejected') ORDER BY seq DESC LIMIT %s
     )
-    SELECT p.correlation_id, d.type, p.occurred_at, p.published_at, pi.processed_at,
+    SELECT d.correlation_id, d.type, p.occurred_at, p.published_at, pi.processed_at,
            r.occurred_at, r.published_at, ps.processed_at, d.occurred_at
-    FROM placed p
-    JOIN events_storedevent d ON d.correlation_id = p.correlation_id AND d.type IN ('OrderConfirmed', 'OrderRejected')
-    JOIN events_storedevent r ON r.correlation_id = p.correlation_id
+    FROM decided d
+    JOIN events_storedevent p ON p.correlation_id = d.correlation_id AND p.type = 'OrderPlaced'
+    JOIN events_storedevent r ON r.correlation_id = d.correlation_id
          AND r.type IN ('StockReserved', 'StockReservationRejected')
     JOIN events_processedevent pi ON pi.consumer = 'inventory' AND pi.event_id = p.event_id
     JOIN events_processedevent ps ON ps.consumer = 'shop' AND ps.event_id = r.event_id
-    ORDER BY p.occurred_at
+    ORDER BY d.occurred_at
 """
 
 
 def recent_order_hops(limit: int) -> list[dict]:
-    """Return, for the last ``limit`` decided orders, the seconds spent in each hop."""
+    """Return, for the last ``limit`` orders confirmed or rejected, the seconds spent in each hop."""
     with connection.cursor() as cursor:
         cursor.execute(RECENT_HOPS, [limit])
         rows = cursor.fetchall()

@@ -89,7 +89,7 @@ def test_the_hops_of_an_order_come_from_its_events_and_receipts():
     ProcessedEvent.objects.create(consumer="shop", event_id=reserved.event_id)
     ProcessedEvent.objects.filter(event_id=reserved.event_id).update(processed_at=ms(21))
     stored("OrderConfirmed", "o-1", ms(25), None, str(reserved.event_id))
-    stored("OrderPlaced", "o-2", t0, None)  # not decided yet: not drawn
+    stored("OrderPlaced", "o-2", ms(30), None)  # not decided yet: not drawn
 
     (order,) = selectors.recent_order_hops(10)
     assert order["order"] == "o-1" and order["outcome"] == "confirmed"

@@ -2,6 +2,7 @@
 "use strict";
 const WINDOW = 120;            // seconds of history on the line charts
 const QUANTILE_WINDOW = 10;    // seconds of orders a percentile is computed over
+const RATE_WINDOW = 5;         // seconds a rate is averaged over (batches make counters move in steps)
 const COLORS = ["#2f6fdf", "#e0742b", "#2a9d5b", "#b03aa8", "#c9a227", "#d64545", "#4bb3c4"];
 const HOPS = JSON.parse(document.getElementById("ops-hops").textContent);
 const history = [];            // figures snapshots, oldest first
@@ -38,11 +39,14 @@ function lineChart(id, series) {
   });
 }
 
-// Rate of a counter between consecutive snapshots.
+// Rate of a counter over the last RATE_WINDOW seconds, at each snapshot (as Prometheus' rate()).
 function rate(key, pick) {
   const points = [];
+  let j = 0;
   for (let i = 1; i < history.length; i++) {
-    const [a, b] = [history[i - 1], history[i]];
+    const b = history[i];
+    while (j < i - 1 && history[j + 1].at <= b.at - RATE_WINDOW) j++;
+    const a = history[j];
     const dt = b.at - a.at;
     if (dt > 0) points.push([b.at, Math.max(0, (pick(b) - pick(a)) / dt)]);
   }
@@ -139,12 +143,18 @@ function draw(latest) {
                        rate("rejected", s => s.counters.rejected)]);
   lineChart("latency", latencySeries());
   const durables = Object.keys(latest.pending).sort();
-  lineChart("pending", durables.map(d => ({name: d, points: history.map(s => [s.at, (s.pending[d] || {}).pending || 0])})));
+  // Not yet delivered plus delivered and not yet acked: what a durable still has to do.
+  lineChart("pending", durables.map(d => ({name: d, points: history.map(s => {
+    const p = s.pending[d] || {};
+    return [s.at, (p.pending || 0) + (p.ack_pending || 0)];
+  })})));
   lineChart("outbox", [{name: "events", points: history.map(s => [s.at, s.outbox.depth])}]);
   lineChart("outbox-age", [{name: "oldest", points: history.map(s => [s.at, s.outbox.oldest_age])}]);
   const hits = rate("hits", s => s.counters.cache_hits).points;
   const misses = rate("misses", s => s.counters.cache_misses).points;
-  lineChart("cache", [{name: "hit rate", points: hits.map(([t, h], i) => [t, h + misses[i][1] ? h / (h + misses[i][1]) : 0])}]);
+  // No reads, no rate: the line stays empty rather than claiming 0 %.
+  const hitRate = hits.map(([t, h], i) => [t, h + misses[i][1] > 0 ? h / (h + misses[i][1]) : null]);
+  lineChart("cache", [{name: "hit rate", points: hitRate.filter(([, r]) => r !== null)}]);
   hopsChart(latest.hops);
   deadLetters(latest.dead_letters, latest.dead_letters_waiting);
 }
