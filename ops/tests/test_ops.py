@@ -104,3 +104,15 @@ def test_metrics_answer_in_prometheus_text_format(client):
     answer = client.get("/metrics")
     assert answer.status_code == 200 and answer["Content-Type"].startswith("text/plain")
     assert b"events_outbox_depth 0.0" in answer.content
+
+
+def test_replay_while_nats_is_unreachable_answers_503_and_changes_nothing(staff, settings):
+    from events.embedded import free_port
+
+    settings.NATS_URL = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
+    letter = DeadLetter.objects.create(consumer="shop", subject="x.y", data=b"{}", error="e", deliveries=1)
+    token = staff.get("/ops/").cookies["csrftoken"].value
+    answer = staff.post(f"/ops/dead-letters/{letter.id}/replay", HTTP_X_CSRFTOKEN=token)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (503, "nats_unavailable")
+    letter.refresh_from_db()
+    assert letter.replayed_at is None
