@@ -156,3 +156,19 @@ def test_no_metric_has_an_unbounded_label(pipeline, make_product):
     assert not values & (set(skus) | set(orders)), values & (set(skus) | set(orders))
     assert not [v for v in values if "/" in v and "<" not in v and v != "unmatched" and not v.startswith("api")]
     assert len(values) < 60, sorted(values)
+
+
+@pytest.mark.django_db
+def test_readiness_reports_the_database_and_nats_each(client, settings, nats_url):
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert {name: check["status"] for name, check in ready.json()["checks"].items()} == {"database": "ok", "nats": "ok"}
+
+    from events.embedded import free_port
+
+    settings.NATS_URL = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
+    down = client.get("/readyz")
+    assert down.status_code == 503 and down.json()["status"] == "unavailable"
+    checks = down.json()["checks"]
+    assert checks["database"]["status"] == "ok" and checks["nats"]["status"] == "unavailable"
+    assert checks["nats"]["error"]
