@@ -52,9 +52,11 @@ INSTALLED_APPS = [
     "inventory",
     "demo",
     "staff",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    "config.middleware.RequestContextMiddleware",
     "config.middleware.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -197,12 +199,34 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 
+# Logs (docs/observability.md): every line carries the fields of its flow (correlation_id, event_id, ...).
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+# "console" for people, "json" for machines: one JSON object a line.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "console")
+# One line per HTTP request and per event recorded, published and handled (the devstack turns it on).
+LOG_FLOW = _env_bool("LOG_FLOW", False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "console": {"()": "events.logcontext.ConsoleFormatter"},
+        "json": {"()": "events.logcontext.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "console"}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"nats": {"level": "WARNING"}, "django.request": {"level": "ERROR"}},
+    "loggers": {
+        "nats": {"level": "WARNING"},
+        "django.request": {"level": "ERROR"},
+        "events.flow": {"level": "INFO" if LOG_FLOW else "WARNING"},
+    },
 }
+
+# Metrics: relay and workers serve their own /metrics on this port when set (one container each in
+# docker-compose); in the devstack they share PROMETHEUS_MULTIPROC_DIR and the web serves them all.
+METRICS_PORT = int(os.environ.get("METRICS_PORT", "0"))
+# Real OpenTelemetry spans from the traceparent headers (needs `pip install opentelemetry-api` and an SDK).
+TRACING_OTEL = _env_bool("TRACING_OTEL", False)
+# Ops page: how many recent orders the per-hop latency chart shows.
+OPS_RECENT_ORDERS = int(os.environ.get("OPS_RECENT_ORDERS", "30"))

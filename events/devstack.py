@@ -177,6 +177,12 @@ class Devstack:
             shutil.rmtree(self.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
+        # Metrics of every child go to one empty folder; the web's /metrics adds them up.
+        metrics_dir = self.data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir()
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        env.setdefault("LOG_FLOW", "1")  # one log line per request and per event: grep an order id
         if not env.get("DATABASE_URL"):
             pg = EmbeddedPostgres(self.data_dir / "pg")
             self.servers.append(pg)
@@ -265,6 +271,10 @@ class Devstack:
                             f"ready: storefront http://127.0.0.1:{self.port}/ · API http://127.0.0.1:{self.port}"
                             f"/api/products · staff pages /staff/ (admin/admin) · websockets on port {self.live_port}"
                             f" ({self.live} ASGI processes) · Ctrl-C stops everything"
+                        )
+                        self.say(
+                            f"ops page http://127.0.0.1:{self.port}/ops/ (staff) · metrics http://127.0.0.1:{self.port}"
+                            f"/metrics · readiness http://127.0.0.1:{self.port}/readyz"
                         )
                         return
             except OSError:

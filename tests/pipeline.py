@@ -102,9 +102,17 @@ class Pipeline:
         )
         # A killed worker's unacked messages come back after 3 s, not 30, so the tests stay short.
         env["EVENT_ACK_WAIT_SECONDS"] = "3"
+        # Every process of the test writes its metrics here; the web's /metrics adds them up.
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(self.metrics_dir)
         env.update(self.extra_env)
         env.update(overrides)
         return env
+
+    @property
+    def metrics_dir(self) -> Path:
+        path = self.tmp / "metrics"
+        path.mkdir(exist_ok=True)
+        return path
 
     def _start(self, name: str, command: list[str], **env: str) -> Proc:
         proc = Proc(name, command, self.env(**env), self.tmp / f"{name}-{len(self.procs)}.log").start()

@@ -78,13 +78,15 @@ def test_sockets_refuse_a_foreign_origin_an_anonymous_staff_client_and_an_unknow
 
 def test_order_socket_follows_an_order_and_ends_with_the_timeline_the_database_holds(pipeline, make_product):
     make_product("LIVE-3", stock=5)
-    pipeline.start()
+    pipeline.relay()  # the workers start once the socket is open, so it sees every step
     base = pipeline.live()
     order, _ = order_place(email="ann@example.org", lines=[LineRequest("LIVE-3", 2)])
     seen: list[dict] = []
     with ws(base, f"/ws/orders/{order.id}/") as sock:
         snapshot = frame(sock)
         assert snapshot["type"] == "snapshot" and snapshot["timeline"][0]["type"] == "OrderPlaced"
+        assert snapshot["status"] == "pending"
+        pipeline.workers()
         while not (snapshot["type"] == "snapshot" and snapshot["status"] == "confirmed"):
             snapshot = frame(sock, timeout=30)
             seen.append(snapshot)
