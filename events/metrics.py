@@ -95,14 +95,14 @@ CACHE_STALENESS = Histogram(
 WEBSOCKETS = Gauge("websocket_connections", "Open websocket connections.", multiprocess_mode="livesum")
 
 
-def cache_hit() -> None:
-    """Count a stock level read the near cache answered."""
-    CACHE_HITS.inc()
+def cache_hit(count: int = 1) -> None:
+    """Count stock level reads the near cache answered."""
+    CACHE_HITS.inc(count)
 
 
-def cache_miss() -> None:
-    """Count a stock level read the near cache could not answer."""
-    CACHE_MISSES.inc()
+def cache_miss(count: int = 1) -> None:
+    """Count stock level reads the near cache could not answer."""
+    CACHE_MISSES.inc(count)
 
 
 def cache_updated(staleness_seconds: float) -> None:

@@ -13,6 +13,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from events import metrics
 from events.base import SKU_PATTERN
 
 from . import live
@@ -22,7 +23,23 @@ MAX_FRAME = 16 * 1024
 FINAL = {"OrderConfirmed", "OrderRejected", "OrderCancelled"}
 
 
-class StockConsumer(AsyncWebsocketConsumer):
+class CountedSocket(AsyncWebsocketConsumer):
+    """A websocket counted in the ``websocket_connections`` gauge from its accept to its disconnect."""
+
+    async def accept(self, subprotocol=None, headers=None) -> None:
+        await super().accept(subprotocol, headers)
+        if not getattr(self, "counted", False):
+            self.counted = True
+            metrics.websocket_opened()
+
+    async def websocket_disconnect(self, message) -> None:
+        if getattr(self, "counted", False):
+            self.counted = False
+            metrics.websocket_closed()
+        await super().websocket_disconnect(message)
+
+
+class StockConsumer(CountedSocket):
     """``WS /ws/stock/``: send ``{"subscribe": [sku, ...]}``; get each SKU's level now, then every change."""
 
     async def connect(self) -> None:
@@ -91,7 +108,7 @@ class StockConsumer(AsyncWebsocketConsumer):
         await self._send_current(self.skus)
 
 
-class OrderConsumer(AsyncWebsocketConsumer):
+class OrderConsumer(CountedSocket):
     """``WS /ws/orders/{id}/``: the order's status and timeline now, then each event as it happens."""
 
     async def connect(self) -> None:

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
+from events import metrics
 from events.base import DecodeError, decode, decode_envelope
 
 from .inbound import StockLevelChanged
@@ -103,6 +104,7 @@ class NearCache:
             self.staleness_count += 1
             self.staleness_total += lag
             self.staleness_max = max(self.staleness_max, lag)
+            metrics.cache_updated(lag)
         with self._lock:
             current = self._levels.get(level.sku)
             if current is not None and current.version >= level.version:
@@ -123,6 +125,10 @@ class NearCache:
         missing = [s for s in skus if s not in found]
         self.hits += len(found)
         self.misses += len(missing)
+        if found:
+            metrics.cache_hit(len(found))
+        if missing:
+            metrics.cache_miss(len(missing))
         if missing:
             found.update(self._load(missing, now + self.miss_ttl, generation))
         return found

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-from channels.generic.websocket import AsyncWebsocketConsumer
-
 from shop import live
+from shop.consumers import CountedSocket
 
 
-class StaffStockConsumer(AsyncWebsocketConsumer):
+class StaffStockConsumer(CountedSocket):
     """``WS /ws/staff/stock/``: ``{sku, on_hand, reserved, available, stock_status, version}`` per change."""
 
     async def connect(self) -> None:

@@ -187,3 +187,29 @@ def test_after_a_nats_outage_every_socket_is_sent_its_levels_again(transactional
             }
     finally:
         pipe.stop()
+
+
+def test_metrics_count_open_sockets_and_near_cache_reads(pipeline, make_product):
+    from tests.test_monitoring import scrape_until, value
+
+    make_product("LIVE-6", stock=10)
+    pipeline.start()
+    base = pipeline.live()
+    wait_for(lambda: StockLevel.objects.filter(sku="LIVE-6").exists(), message="the projection")
+    with ws(base, "/ws/stock/") as sock:
+        sock.send(json.dumps({"subscribe": ["LIVE-6"]}))
+        assert frame(sock)["available"] == 10
+        scrape_until(base, lambda s: value(s, "websocket_connections") == 1, message="one open socket")
+        stock_receive(sku="LIVE-6", quantity=1)
+        assert frame(sock)["available"] == 11
+        with ws(base, "/ws/stock/") as second:  # its first read finds the change in the cache
+            second.send(json.dumps({"subscribe": ["LIVE-6"]}))
+            assert frame(second)["available"] == 11
+            samples = scrape_until(
+                base,
+                lambda s: value(s, "stock_cache_hits_total") >= 1 and value(s, "websocket_connections") == 2,
+                message="a near-cache hit",
+            )
+    assert value(samples, "stock_cache_misses_total") >= 1  # the first read, before any change arrived
+    assert value(samples, "stock_cache_staleness_seconds_count") >= 1
+    scrape_until(base, lambda s: value(s, "websocket_connections") == 0, message="the socket closed")
