@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import user_passes_test
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -22,7 +22,7 @@ def prometheus(request: HttpRequest) -> HttpResponse:
     return HttpResponse(generate_latest(metrics.registry()), content_type=CONTENT_TYPE_LATEST)
 
 
-@staff_member_required
+@user_passes_test(lambda user: user.is_active and user.is_staff)  # else to the staff login page
 def page(request: HttpRequest) -> HttpResponse:
     return render(request, "ops/page.html", {"hops": selectors.HOPS})
 

@@ -29,7 +29,8 @@ def staff() -> Client:
 
 
 def test_the_page_is_for_staff_only(client, staff):
-    assert client.get("/ops/").status_code == 302  # to the login page
+    response = client.get("/ops/")
+    assert response.status_code == 302 and response["Location"].startswith("/staff/login/")
     client.force_login(user("shopper", is_staff=False))
     assert client.get("/ops/").status_code == 302
     page = staff.get("/ops/")
