@@ -58,7 +58,11 @@ def stock_levels_apply(levels: list[tuple[Envelope, StockLevelChanged]]) -> None
     for envelope, event in levels:
         if event.sku not in newest or newest[event.sku][1].version < event.version:
             newest[event.sku] = (envelope, event)
-    rows = [(e.sku, e.on_hand, e.reserved, e.available, e.version, env.occurred_at) for env, e in newest.values()]
+    # In SKU order: two workers upserting overlapping SKUs then lock the rows in the same order, never in a cycle.
+    rows = [
+        (e.sku, e.on_hand, e.reserved, e.available, e.version, env.occurred_at)
+        for env, e in sorted(newest.values(), key=lambda pair: pair[1].sku)
+    ]
     with connection.cursor() as cursor:
         cursor.execute(UPSERT_MANY, [list(column) for column in zip(*rows, strict=True)])
 
