@@ -35,5 +35,9 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m events.embedded -- $(PY) -m loadtests.bench $(BENCH_ARGS)
 
+## make loadtest: Locust, headless, against the running `make demo` (or LOCUST_HOST); report + invariant check
+loadtest: $(STAMP)
+	$(PY) -m loadtests $(LOADTEST_ARGS)
+
 clean:
 	rm -rf $(VENV) .data
