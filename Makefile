@@ -31,7 +31,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## make bench: orders through the whole pipeline, against acceptance-only and batch size 1
+## make bench: the performance lab (scenarios vs a baseline, saturation ladder, ceilings); --quick for a fast check
 bench: $(STAMP)
 	$(PY) -m events.embedded -- $(PY) -m loadtests.bench $(BENCH_ARGS)
 

@@ -17,7 +17,8 @@ from .common import await_final, checked, place_order
 
 
 class FlashSaleBuyer(FastHttpUser):
-    weight = 1
+    # Only the flash-sale shape runs this persona; when it does, the crowd should outnumber everyone else.
+    weight = 30
     wait_time = between(0.2, 1)
 
     def on_start(self) -> None:
