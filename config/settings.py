@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = BASE_DIR / ".data"
@@ -146,6 +147,14 @@ RELAY_BATCH_SIZE = int(os.environ.get("RELAY_BATCH_SIZE", "500"))
 RELAY_MAX_IN_FLIGHT = int(os.environ.get("RELAY_MAX_IN_FLIGHT", "256"))
 RELAY_PUBLISH_TIMEOUT = float(os.environ.get("RELAY_PUBLISH_TIMEOUT", "5"))
 RELAY_POLL_INTERVAL = float(os.environ.get("RELAY_POLL_INTERVAL", "0.005"))
+# How an idle relay learns of new events: "poll" the outbox every RELAY_POLL_INTERVAL, or
+# "notify": each transaction that records events sends NOTIFY on RELAY_NOTIFY_CHANNEL and the
+# relay LISTENs (polling only every RELAY_NOTIFY_FALLBACK seconds, in case one was missed).
+RELAY_WAKEUP = os.environ.get("RELAY_WAKEUP", "poll")
+if RELAY_WAKEUP not in ("poll", "notify"):
+    raise ImproperlyConfigured(f"RELAY_WAKEUP must be poll or notify, not {RELAY_WAKEUP!r}")
+RELAY_NOTIFY_CHANNEL = "events_outbox"
+RELAY_NOTIFY_FALLBACK = float(os.environ.get("RELAY_NOTIFY_FALLBACK", "1"))
 
 # Orders.
 ORDER_MAX_LINES = 100

@@ -7,6 +7,14 @@ written beside each effect), then, **after commit only**, ack what was applied
 or skipped as a duplicate, nak with a backoff what failed, and terminate what
 was dead-lettered. Several processes bound to one durable compete for its
 messages: that is the load balancing.
+
+A batch is first applied all or nothing: one statement writes the receipts of
+the whole batch, and the handlers get only the events not seen before. A
+handler marked ``@batch_handler`` takes a run of consecutive messages at once,
+so it can do set-based SQL (a few statements per batch instead of a few per
+message). If anything in the batch fails, it is rolled back and applied again
+one message at a time, each in its own savepoint, so only the message that
+itself fails is retried or dead-lettered.
 """
 
 from __future__ import annotations
@@ -24,13 +32,25 @@ from django.db import DatabaseError, close_old_connections, connection, transact
 from django.utils.module_loading import import_string
 
 from . import bus
-from .base import DecodeError, Event, EventTypes, decode, index
+from .base import DecodeError, Envelope, Event, EventTypes, decode, index
 from .models import DeadLetter
 from .outbox import caused_by
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Event], None]
+# A batch handler takes (envelope, event) pairs, in stream order, none of them a duplicate.
+BatchHandler = Callable[[list[tuple[Envelope, Event]]], None]
+
+
+def batch_handler(fn: BatchHandler) -> BatchHandler:
+    """Mark ``fn`` as taking a whole run of messages: ``fn([(envelope, event), ...])``."""
+    fn.takes_batch = True
+    return fn
+
+
+def takes_batch(handler) -> bool:
+    return getattr(handler, "takes_batch", False)
 
 
 @dataclass(frozen=True)
@@ -41,7 +61,7 @@ class Consumer:
     app: str
     stream: str
     subjects: tuple[str, ...]
-    subscriptions: tuple[tuple[type[Event], Handler], ...]
+    subscriptions: tuple[tuple[type[Event], Handler | BatchHandler], ...]
     # Entered inside each batch transaction, around all its messages: work done once per batch.
     batch_scope: Callable[[], AbstractContextManager] | None = None
     types: EventTypes = field(init=False, repr=False, compare=False)
@@ -49,9 +69,14 @@ class Consumer:
     def __post_init__(self) -> None:
         object.__setattr__(self, "types", index(cls for cls, _ in self.subscriptions))
 
-    def handlers_for(self, event: Event) -> list[Handler]:
+    def handlers_for(self, event: Event) -> list[Handler | BatchHandler]:
         """Return the handlers subscribed to this event's class, in table order."""
         return [handler for cls, handler in self.subscriptions if isinstance(event, cls)]
+
+    def batch_handler_for(self, event: Event) -> BatchHandler | None:
+        """Return the one batch handler of this event's class, if that is all it has."""
+        handlers = self.handlers_for(event)
+        return handlers[0] if len(handlers) == 1 and takes_batch(handlers[0]) else None
 
 
 def configured_consumers(only: str | None = None) -> list[Consumer]:
@@ -78,10 +103,21 @@ class Delivery:
 
 
 def process_batch(consumer: Consumer, deliveries: list[Delivery], max_deliver: int) -> list[Verdict]:
-    """Apply a batch in one transaction; if the transaction fails, apply each message alone."""
+    """Apply a batch in one transaction, all or nothing; if that fails, message by message.
+
+    The first attempt uses no savepoints: one statement writes every receipt,
+    the handlers run, one commit. Only when something in it fails is the batch
+    applied again with a savepoint around each message, so that only the
+    message that itself fails is retried (or dead-lettered).
+    """
     close_old_connections()
     try:
-        return _apply_in_one_transaction(consumer, deliveries, max_deliver)
+        try:
+            return _apply_all_or_nothing(consumer, deliveries)
+        except Exception as exc:
+            log.info("%s: batch of %d failed as a whole (%r); applying it message by message",
+                     consumer.name, len(deliveries), exc)  # fmt: skip
+        return _apply_message_by_message(consumer, deliveries, max_deliver)
     except DatabaseError as exc:
         # Nothing of the batch committed (a deadlock, a lost connection...). Retry
         # each message on its own so only a message that itself fails is counted.
@@ -92,7 +128,7 @@ def process_batch(consumer: Consumer, deliveries: list[Delivery], max_deliver: i
         verdicts = []
         for delivery in deliveries:
             try:
-                verdicts += _apply_in_one_transaction(consumer, [delivery], max_deliver)
+                verdicts += _apply_message_by_message(consumer, [delivery], max_deliver)
             except DatabaseError:
                 connection.close()
                 verdicts.append(Verdict.NAK)
@@ -101,27 +137,80 @@ def process_batch(consumer: Consumer, deliveries: list[Delivery], max_deliver: i
         close_old_connections()
 
 
-def _apply_in_one_transaction(consumer: Consumer, deliveries: list[Delivery], max_deliver: int) -> list[Verdict]:
+Decoded = tuple[int, Envelope, Event]  # a message's place in its batch, envelope and event
+
+
+def _decode(consumer: Consumer, deliveries: list[Delivery], verdicts: list[Verdict]) -> list[Decoded]:
+    """Decode a batch: dead-letter what cannot be decoded, skip types not subscribed to."""
+    decoded = []
+    for i, delivery in enumerate(deliveries):
+        try:
+            envelope, event = decode(delivery.data, consumer.types)
+        except DecodeError as exc:
+            _dead_letter(consumer, delivery, f"cannot decode: {exc}")
+            verdicts[i] = Verdict.TERM
+            continue
+        if event is not None:  # None: a type this consumer does not subscribe to
+            decoded.append((i, envelope, event))
+    return decoded
+
+
+def _apply_all_or_nothing(consumer: Consumer, deliveries: list[Delivery]) -> list[Verdict]:
+    """One transaction, no savepoints: every message's effect, or (raising) none."""
     scope = consumer.batch_scope() if consumer.batch_scope else nullcontext()
     with transaction.atomic(), scope:
-        return [_apply(consumer, delivery, max_deliver) for delivery in deliveries]
+        verdicts = [Verdict.ACK] * len(deliveries)
+        decoded = _decode(consumer, deliveries, verdicts)
+        fresh = _first_receipts(consumer.name, [envelope.event_id for _, envelope, _ in decoded])
+        todo = []
+        for item in decoded:
+            if item[1].event_id in fresh:
+                fresh.discard(item[1].event_id)  # the same event twice in one batch: once
+                todo.append(item)
+        for handler, run in _runs(consumer, todo):
+            if handler is not None:
+                handler([(envelope, event) for _, envelope, event in run])
+                continue
+            for _, envelope, event in run:
+                with caused_by(envelope):
+                    for each in consumer.handlers_for(event):
+                        each(event)
+        return verdicts
 
 
-def _apply(consumer: Consumer, delivery: Delivery, max_deliver: int) -> Verdict:
-    try:
-        envelope, event = decode(delivery.data, consumer.types)
-    except DecodeError as exc:
-        _dead_letter(consumer, delivery, f"cannot decode: {exc}")
-        return Verdict.TERM
-    if event is None:
-        return Verdict.ACK
+def _runs(consumer: Consumer, decoded: list[Decoded]) -> list[tuple[BatchHandler | None, list[Decoded]]]:
+    """Split messages into maximal runs that share one batch handler (None: per message), keeping order."""
+    runs: list[tuple[BatchHandler | None, list[Decoded]]] = []
+    for item in decoded:
+        handler = consumer.batch_handler_for(item[2])
+        if runs and runs[-1][0] is handler:
+            runs[-1][1].append(item)
+        else:
+            runs.append((handler, [item]))
+    return runs
+
+
+def _apply_message_by_message(consumer: Consumer, deliveries: list[Delivery], max_deliver: int) -> list[Verdict]:
+    """One transaction, a savepoint per message: a failing message is undone alone and nak'd."""
+    scope = consumer.batch_scope() if consumer.batch_scope else nullcontext()
+    with transaction.atomic(), scope:
+        verdicts = [Verdict.ACK] * len(deliveries)
+        for i, envelope, event in _decode(consumer, deliveries, verdicts):
+            verdicts[i] = _apply(consumer, deliveries[i], envelope, event, max_deliver)
+        return verdicts
+
+
+def _apply(consumer: Consumer, delivery: Delivery, envelope: Envelope, event: Event, max_deliver: int) -> Verdict:
     try:
         with transaction.atomic():  # a savepoint: this message's effect, or nothing of it
             if not _first_receipt(consumer.name, envelope.event_id):
                 return Verdict.ACK
             with caused_by(envelope):
                 for handler in consumer.handlers_for(event):
-                    handler(event)
+                    if takes_batch(handler):
+                        handler([(envelope, event)])
+                    else:
+                        handler(event)
     except Exception as exc:
         if delivery.num_delivered >= max_deliver:
             _dead_letter(consumer, delivery, f"failed {delivery.num_delivered} times, last: {exc!r}")
@@ -140,6 +229,17 @@ def _first_receipt(consumer: str, event_id: str) -> bool:
             [consumer, event_id],
         )
         return cursor.rowcount == 1
+
+
+def _first_receipts(consumer: str, event_ids: list[str]) -> set[str]:
+    """Record receipts for many events in one statement; return the ids not seen before."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO events_processedevent (consumer, event_id, processed_at) "
+            "SELECT %s, id, now() FROM unnest(%s::uuid[]) AS id ON CONFLICT DO NOTHING RETURNING event_id",
+            [consumer, list(dict.fromkeys(event_ids))],
+        )
+        return {str(row[0]) for row in cursor.fetchall()}
 
 
 def _dead_letter(consumer: Consumer, delivery: Delivery, error: str) -> None:

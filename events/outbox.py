@@ -12,6 +12,7 @@ import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from django.conf import settings
 from django.db import connection
 
 from .base import Envelope, Event, encode, new_envelope
@@ -44,16 +45,27 @@ def record(event: Event, *, correlation_id: str | None = None) -> Envelope:
     return record_many([event], correlation_id=correlation_id)[0]
 
 
-def record_many(events: list[Event], *, correlation_id: str | None = None) -> list[Envelope]:
-    """Append several events in one INSERT, in order, in the current transaction."""
+def record_many(
+    events: list[Event], *, correlation_id: str | None = None, causes: list[Envelope | None] | None = None
+) -> list[Envelope]:
+    """Append several events in one INSERT, in order, in the current transaction.
+
+    Each event's cause is the event being handled (``caused_by``), or, for a
+    consumer that handles a whole batch at once, its own entry of ``causes``.
+    """
     if not connection.in_atomic_block:
         raise OutsideTransaction("events must be recorded inside transaction.atomic()")
-    cause = _cause.get()
-    correlation_id = correlation_id or (cause.correlation_id if cause else None)
-    causation_id = cause.event_id if cause else None
+    if causes is None:
+        causes = [_cause.get()] * len(events)
+    elif len(causes) != len(events):
+        raise ValueError("one cause per event")
     envelopes, rows = [], []
-    for event in events:
-        envelope = new_envelope(event, correlation_id=correlation_id, causation_id=causation_id)
+    for event, cause in zip(events, causes, strict=True):
+        envelope = new_envelope(
+            event,
+            correlation_id=correlation_id or (cause.correlation_id if cause else None),
+            causation_id=cause.event_id if cause else None,
+        )
         envelopes.append(envelope)
         rows.append(
             StoredEvent(
@@ -69,4 +81,9 @@ def record_many(events: list[Event], *, correlation_id: str | None = None) -> li
             )
         )
     StoredEvent.objects.bulk_create(rows)
+    if settings.RELAY_WAKEUP == "notify" and rows:
+        # Delivered to the relay at commit (never for a rolled-back transaction);
+        # PostgreSQL folds the repeats of one transaction into one.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [settings.RELAY_NOTIFY_CHANNEL])
     return envelopes

@@ -8,6 +8,12 @@ carries ``Nats-Msg-Id`` = event id: if the relay dies after publishing and
 before its commit, the rows are published again and JetStream drops the
 duplicates (within the stream's duplicate window).
 
+An idle relay learns of new events by polling the outbox every few
+milliseconds (``RELAY_WAKEUP=poll``, the default), or by LISTENing for the
+NOTIFY that every transaction recording events sends (``notify``): no queries
+while idle and no poll delay, but the NOTIFY takes a database-wide lock at each
+commit. ``make bench`` measures both.
+
 The relay talks to PostgreSQL with psycopg's async connection directly: its
 transaction spans the awaits of the publishes, which Django's thread-bound
 connections cannot.
@@ -16,6 +22,7 @@ connections cannot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -52,6 +59,7 @@ class Relay:
     max_in_flight: int = 0
     publish_timeout: float = 0
     poll_interval: float = 0
+    wakeup: str = ""
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     published: int = 0
 
@@ -60,6 +68,7 @@ class Relay:
         self.max_in_flight = self.max_in_flight or settings.RELAY_MAX_IN_FLIGHT
         self.publish_timeout = self.publish_timeout or settings.RELAY_PUBLISH_TIMEOUT
         self.poll_interval = self.poll_interval or settings.RELAY_POLL_INTERVAL
+        self.wakeup = self.wakeup or settings.RELAY_WAKEUP
 
     async def run(self) -> None:
         """Relay forever: reconnect to either server after any failure, with a backoff."""
@@ -70,9 +79,17 @@ class Relay:
         try:
             while not self.stop.is_set():
                 try:
-                    async with await psycopg.AsyncConnection.connect(**database_conninfo()) as db:
-                        log.info("relay running (batch %d, in flight %d)", self.batch_size, self.max_in_flight)
-                        await self._loop(db, js)
+                    async with (
+                        await psycopg.AsyncConnection.connect(**database_conninfo()) as db,
+                        await self._listener() as listener,
+                    ):
+                        log.info(
+                            "relay running (batch %d, in flight %d, wake-up by %s)",
+                            self.batch_size,
+                            self.max_in_flight,
+                            self.wakeup,
+                        )
+                        await self._loop(db, js, listener)
                 except (psycopg.Error, OSError) as exc:
                     log.warning("relay: database unavailable (%r); retrying in %.1fs", exc, backoff)
                     await self._sleep(backoff)
@@ -95,7 +112,15 @@ class Relay:
         except TimeoutError:
             pass
 
-    async def _loop(self, db: psycopg.AsyncConnection, js) -> None:
+    async def _listener(self):
+        """A connection LISTENing for new events (notify mode), or a stand-in that holds none."""
+        if self.wakeup != "notify":
+            return contextlib.nullcontext()
+        listener = await psycopg.AsyncConnection.connect(**database_conninfo(), autocommit=True)
+        await listener.execute(f"LISTEN {settings.RELAY_NOTIFY_CHANNEL}")
+        return listener
+
+    async def _loop(self, db: psycopg.AsyncConnection, js, listener: psycopg.AsyncConnection | None) -> None:
         idle = self.poll_interval
         while not self.stop.is_set():
             sent, failed = await self.relay_once(db, js)
@@ -103,9 +128,17 @@ class Relay:
                 await self._sleep(min(idle * 4, 2))  # NATS is struggling: back off
                 idle = min(idle * 2, 2)
             elif sent == 0:
-                await self._sleep(idle)
+                if listener is None:
+                    await self._sleep(idle)
+                else:
+                    await self._notified(listener)
             else:
                 idle = self.poll_interval
+
+    async def _notified(self, listener: psycopg.AsyncConnection) -> None:
+        """Wait for a NOTIFY (one sent since the last round counts), or the fallback period."""
+        async for _ in listener.notifies(timeout=settings.RELAY_NOTIFY_FALLBACK, stop_after=1):
+            break
 
     async def relay_once(self, db: psycopg.AsyncConnection, js) -> tuple[int, int]:
         """Publish one batch; return (published, failed)."""

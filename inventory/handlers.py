@@ -1,14 +1,18 @@
 """Inventory's reactions to the shop's events, and what it subscribes to."""
 
-from events.consumer import Consumer
+from events.base import Envelope
+from events.consumer import Consumer, batch_handler
 
 from .inbound import OrderCancelled, OrderPlaced
-from .services import levels_once_per_batch, reservation_create, reservation_release
+from .services import levels_once_per_batch, reservation_release, reservations_create
 
 
-def reserve_stock(event: OrderPlaced) -> None:
-    """Hold stock for every line of the order, or reject it whole."""
-    reservation_create(order_id=event.order_id, lines=event.lines)
+@batch_handler
+def reserve_stock(placed: list[tuple[Envelope, OrderPlaced]]) -> None:
+    """Hold stock for every line of each order, or reject it whole; a run of orders at once."""
+    reservations_create(
+        orders=[(event.order_id, event.lines) for _, event in placed], causes=[envelope for envelope, _ in placed]
+    )
 
 
 def release_stock(event: OrderCancelled) -> None:

@@ -4,11 +4,15 @@ Inventory is event-sourced: ``StockReceived``, ``StockReserved`` and
 ``StockReleased`` are the facts; the ``StockItem`` rows are their running sum
 (see ``projections.py``, which rebuilds them from the log). ``StockLevelChanged``
 announces each SKU's new state to the rest of the system.
+
+The services that handlers call run with ``atomic(savepoint=False)``: inside
+the consumer runner's transaction, a savepoint of their own would cost two
+round trips per message, and the runner already holds one where it needs it.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -17,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from events import outbox
-from events.base import Event
+from events.base import Envelope, Event
 
 from .events import StockLevelChanged, StockReceived, StockReleased, StockReservationRejected, StockReserved
 from .models import Reservation, StockItem
@@ -64,19 +68,32 @@ def levels_once_per_batch() -> Iterator[None]:
         _changed_in_batch.reset(token)
 
 
-def _apply(items: list[StockItem], fields: list[str], facts: list[Event]) -> None:
-    """Save changed stock rows and append the facts with each SKU's new level."""
+def _apply(
+    items: list[StockItem],
+    fields: list[str],
+    facts: list[Event],
+    *,
+    causes: list[Envelope | None] | None = None,
+    changes: Counter | None = None,
+) -> None:
+    """Save changed stock rows and append the facts with each SKU's new level.
+
+    ``changes`` counts the facts that touched each SKU (one by default): its
+    version grows by that much, so it stays the number of facts in the log.
+    """
     now = timezone.now()
     for item in items:
-        item.version += 1
+        item.version += changes[item.sku] if changes else 1
         item.updated_at = now
     StockItem.objects.bulk_update(items, [*fields, "version", "updated_at"])
+    causes = causes if causes is not None else [outbox.current_cause()] * len(facts)
     changed = _changed_in_batch.get()
     if changed is None:
-        outbox.record_many([*facts, *(_level(item) for item in items)])
+        levels = [_level(item) for item in items]
+        outbox.record_many([*facts, *levels], causes=[*causes, *[outbox.current_cause()] * len(levels)])
     else:
         changed.update(item.sku for item in items)
-        outbox.record_many(facts)
+        outbox.record_many(facts, causes=causes)
 
 
 @transaction.atomic
@@ -95,33 +112,63 @@ def stock_receive(*, sku: str, quantity: int, create: bool = False) -> StockItem
     return item
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def reservation_create(*, order_id: str, lines: list[dict]) -> Reservation:
     """Hold stock for every line of the order, or reject it whole; safe to call twice."""
-    existing = Reservation.objects.select_for_update().filter(order_id=order_id).first()
-    if existing is not None:
-        return existing  # decided already, or cancelled before it arrived
-    wanted = merge_lines(lines)
-    # Rows locked in SKU order, so two orders never wait on each other in a cycle.
-    items = list(StockItem.objects.select_for_update().filter(sku__in=wanted).order_by("sku"))
-    by_sku = {item.sku: item for item in items}
-    shortages = [
-        {"sku": sku, "requested": qty, "available": by_sku[sku].available if sku in by_sku else 0}
-        for sku, qty in wanted.items()
-        if sku not in by_sku or by_sku[sku].available < qty
-    ]
-    lines_out = [{"sku": sku, "quantity": qty} for sku, qty in wanted.items()]
-    if shortages:
-        reason = "not enough stock for " + ", ".join(s["sku"] for s in shortages)
-        outbox.record(StockReservationRejected(order_id=str(order_id), shortages=shortages, reason=reason))
-        return Reservation.objects.create(order_id=order_id, status=Reservation.Status.REJECTED, lines=lines_out)
-    for item in items:
-        item.reserved += wanted[item.sku]
-    _apply(items, ["reserved"], [StockReserved(order_id=str(order_id), lines=lines_out)])
-    return Reservation.objects.create(order_id=order_id, status=Reservation.Status.HELD, lines=lines_out)
+    return reservations_create(orders=[(str(order_id), lines)])[0]
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
+def reservations_create(
+    *, orders: list[tuple[str, list[dict]]], causes: list[Envelope | None] | None = None
+) -> list[Reservation]:
+    """Decide many orders at once, in the given order: each is held whole or rejected whole.
+
+    Set-based: one statement locks every SKU of the batch (in SKU order, so two
+    batches never wait on each other in a cycle), the decisions are made in
+    memory one order after another, then one statement each writes the stock
+    rows, the reservations and the facts. An order decided before (a
+    redelivery, or cancelled before it arrived) keeps its decision.
+    """
+    causes = causes if causes is not None else [outbox.current_cause()] * len(orders)
+    ids = [str(order_id) for order_id, _ in orders]
+    decided = {str(r.order_id): r for r in Reservation.objects.select_for_update().filter(order_id__in=ids)}
+    wanted = {order_id: merge_lines(lines) for order_id, (_, lines) in zip(ids, orders, strict=True)}
+    skus = sorted({sku for order_id, want in wanted.items() if order_id not in decided for sku in want})
+    items = {item.sku: item for item in StockItem.objects.select_for_update().filter(sku__in=skus).order_by("sku")}
+    facts: list[Event] = []
+    fact_causes: list[Envelope | None] = []
+    new: list[Reservation] = []
+    changes: Counter = Counter()
+    for order_id, cause in zip(ids, causes, strict=True):
+        if order_id in decided:
+            continue
+        want = wanted[order_id]
+        lines_out = [{"sku": sku, "quantity": qty} for sku, qty in want.items()]
+        shortages = [
+            {"sku": sku, "requested": qty, "available": items[sku].available if sku in items else 0}
+            for sku, qty in want.items()
+            if sku not in items or items[sku].available < qty
+        ]
+        if shortages:
+            reason = "not enough stock for " + ", ".join(s["sku"] for s in shortages)
+            facts.append(StockReservationRejected(order_id=order_id, shortages=shortages, reason=reason))
+            status = Reservation.Status.REJECTED
+        else:
+            for sku, qty in want.items():
+                items[sku].reserved += qty
+                changes[sku] += 1
+            facts.append(StockReserved(order_id=order_id, lines=lines_out))
+            status = Reservation.Status.HELD
+        fact_causes.append(cause)
+        decided[order_id] = Reservation(order_id=order_id, status=status, lines=lines_out)
+        new.append(decided[order_id])
+    Reservation.objects.bulk_create(new)
+    _apply([items[sku] for sku in sorted(changes)], ["reserved"], facts, causes=fact_causes, changes=changes)
+    return [decided[order_id] for order_id in ids]
+
+
+@transaction.atomic(savepoint=False)
 def reservation_release(*, order_id: str) -> Reservation:
     """Give back what an order holds; remember a cancellation that comes first."""
     reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()

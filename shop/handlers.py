@@ -1,20 +1,24 @@
 """The shop's reactions to inventory's events: the order state machine moves on."""
 
-from events.consumer import Consumer
+from events.base import Envelope
+from events.consumer import Consumer, batch_handler
 from events.outbox import current_cause
 
 from .inbound import StockReleased, StockReservationRejected, StockReserved
-from .services import order_confirm, order_note, order_reject
+from .services import Decision, order_note, orders_settle
 
 
-def confirm_order(event: StockReserved) -> None:
-    """The stock is held: a pending order becomes confirmed."""
-    order_confirm(order_id=event.order_id, cause=current_cause())
-
-
-def reject_order(event: StockReservationRejected) -> None:
-    """The stock is short: a pending order becomes rejected, with the reason."""
-    order_reject(order_id=event.order_id, reason=event.reason or "not enough stock", cause=current_cause())
+@batch_handler
+def settle_orders(decisions: list[tuple[Envelope, StockReserved | StockReservationRejected]]) -> None:
+    """Stock held: a pending order becomes confirmed; stock short: rejected, with the reason."""
+    orders_settle(
+        decisions=[
+            Decision(event.order_id, True, envelope)
+            if isinstance(event, StockReserved)
+            else Decision(event.order_id, False, envelope, event.reason or "not enough stock")
+            for envelope, event in decisions
+        ]
+    )
 
 
 def note_release(event: StockReleased) -> None:
@@ -23,8 +27,8 @@ def note_release(event: StockReleased) -> None:
 
 
 SUBSCRIPTIONS = [
-    (StockReserved, confirm_order),
-    (StockReservationRejected, reject_order),
+    (StockReserved, settle_orders),
+    (StockReservationRejected, settle_orders),
     (StockReleased, note_release),
 ]
 

@@ -1,4 +1,9 @@
-"""Every write of the shop. Each records its events in the same transaction."""
+"""Every write of the shop. Each records its events in the same transaction.
+
+The services that handlers call run with ``atomic(savepoint=False)``: inside
+the consumer runner's transaction, a savepoint of their own would cost two
+round trips per message, and the runner already holds one where it needs it.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from events import outbox
+from events.base import Envelope
 
 from .events import OrderCancelled, OrderConfirmed, OrderPlaced, OrderRejected
 from .models import IdempotencyKey, Order, OrderLine, Product, TimelineEntry
@@ -109,32 +116,73 @@ def _record_own(order: Order, event) -> None:
     _timeline_add(order, envelope.type, envelope.occurred_at, envelope.event_id)
 
 
-@transaction.atomic
-def order_confirm(*, order_id: str, cause) -> Order:
+@dataclass(frozen=True)
+class Decision:
+    """Inventory's answer for one order, and the event that carried it."""
+
+    order_id: str
+    reserved: bool
+    cause: Envelope
+    reason: str = ""
+
+
+@transaction.atomic(savepoint=False)
+def order_confirm(*, order_id: str, cause: Envelope) -> Order:
     """Confirm a pending order once its stock is held; a cancelled order stays cancelled."""
-    order = Order.objects.select_for_update().get(id=order_id)
-    _timeline_add(order, cause.type, cause.occurred_at, cause.event_id)
-    if order.status == Order.Status.PENDING:
-        order.status = Order.Status.CONFIRMED
-        order.save(update_fields=["status", "updated_at"])
-        _record_own(order, OrderConfirmed(order_id=str(order.id)))
-    return order
+    return orders_settle(decisions=[Decision(str(order_id), True, cause)])[0]
 
 
-@transaction.atomic
-def order_reject(*, order_id: str, reason: str, cause) -> Order:
+@transaction.atomic(savepoint=False)
+def order_reject(*, order_id: str, reason: str, cause: Envelope) -> Order:
     """Reject a pending order whose stock could not be held."""
-    order = Order.objects.select_for_update().get(id=order_id)
-    _timeline_add(order, cause.type, cause.occurred_at, cause.event_id, reason)
-    if order.status == Order.Status.PENDING:
-        order.status = Order.Status.REJECTED
-        order.reason = reason[:300]
-        order.save(update_fields=["status", "reason", "updated_at"])
-        _record_own(order, OrderRejected(order_id=str(order.id), reason=reason))
-    return order
+    return orders_settle(decisions=[Decision(str(order_id), False, cause, reason)])[0]
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
+def orders_settle(*, decisions: list[Decision]) -> list[Order]:
+    """Move pending orders to confirmed or rejected, many at once; note each decision on the timeline.
+
+    Set-based: one statement locks the orders (in id order, so two batches
+    never wait on each other in a cycle), one updates those that move, one
+    records their events, one appends the timeline entries. An order that is no
+    longer pending (cancelled meanwhile, or decided before) only gets the note.
+    """
+    ids = sorted({d.order_id for d in decisions})
+    orders = {str(o.id): o for o in Order.objects.select_for_update().filter(id__in=ids).order_by("id")}
+    missing = [i for i in ids if i not in orders]
+    if missing:
+        raise Order.DoesNotExist(f"no order {', '.join(missing)}")
+    now = timezone.now()
+    timeline: list[TimelineEntry] = []
+    moved: list[Order] = []
+    own: list[tuple[Order, OrderConfirmed | OrderRejected, Envelope]] = []
+    for d in decisions:
+        order = orders[d.order_id]
+        timeline.append(
+            TimelineEntry(order=order, type=d.cause.type, at=d.cause.occurred_at, event_id=d.cause.event_id,
+                          detail=d.reason[:300])
+        )  # fmt: skip
+        if order.status != Order.Status.PENDING:
+            continue
+        if d.reserved:
+            order.status = Order.Status.CONFIRMED
+            own.append((order, OrderConfirmed(order_id=d.order_id), d.cause))
+        else:
+            order.status, order.reason = Order.Status.REJECTED, d.reason[:300]
+            own.append((order, OrderRejected(order_id=d.order_id, reason=d.reason), d.cause))
+        order.updated_at = now
+        moved.append(order)
+    Order.objects.bulk_update(moved, ["status", "reason", "updated_at"])
+    envelopes = outbox.record_many([event for _, event, _ in own], causes=[cause for _, _, cause in own])
+    timeline += [
+        TimelineEntry(order=order, type=e.type, at=e.occurred_at, event_id=e.event_id)
+        for (order, _, _), e in zip(own, envelopes, strict=True)
+    ]
+    TimelineEntry.objects.bulk_create(timeline)
+    return [orders[d.order_id] for d in decisions]
+
+
+@transaction.atomic(savepoint=False)
 def order_note(*, order_id: str, cause, detail: str = "") -> None:
     """Add an event about the order to its timeline."""
     order = Order.objects.get(id=order_id)

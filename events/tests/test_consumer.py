@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 
 from events.base import Event, encode, new_envelope
-from events.consumer import Consumer, Delivery, Verdict, nak_delay, process_batch
+from events.consumer import Consumer, Delivery, Verdict, batch_handler, nak_delay, process_batch
 from events.models import DeadLetter, ProcessedEvent
 
 
@@ -45,9 +45,30 @@ def remember(event: OrderPlaced) -> None:
         )
 
 
+RUNS: list[list[str]] = []  # the order ids each call of the batch handler got
+
+
+@batch_handler
+def remember_run(run: list[tuple[object, OrderPlaced]]) -> None:
+    """The same effect, set-based: a whole run of messages in one call."""
+    RUNS.append([event.order_id for _, event in run])
+    for _, event in run:
+        remember(event)
+
+
 CONSUMER = Consumer(
     name="test", app="test", stream="SHOP", subjects=("shop.>",), subscriptions=((OrderPlaced, remember),)
 )
+BATCH_CONSUMER = Consumer(
+    name="test", app="test", stream="SHOP", subjects=("shop.>",), subscriptions=((OrderPlaced, remember_run),)
+)
+
+
+@pytest.fixture(params=["per-message", "set-based"])
+def consumer(request):
+    """Every guarantee below holds for a per-message handler and for a batch handler alike."""
+    RUNS.clear()
+    return CONSUMER if request.param == "per-message" else BATCH_CONSUMER
 
 
 def delivery(order_id: str, num_delivered: int = 1, raw: bytes | None = None) -> Delivery:
@@ -63,8 +84,8 @@ def effects(order_id: str) -> int:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_batch_is_applied_and_acked():
-    verdicts = process_batch(CONSUMER, [delivery("o1"), delivery("o2")], max_deliver=3)
+def test_a_batch_is_applied_and_acked(consumer):
+    verdicts = process_batch(consumer, [delivery("o1"), delivery("o2")], max_deliver=3)
 
     assert verdicts == [Verdict.ACK, Verdict.ACK]
     assert effects("o1") == effects("o2") == 1
@@ -72,20 +93,20 @@ def test_a_batch_is_applied_and_acked():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_redelivered_event_is_acked_without_a_second_effect():
+def test_a_redelivered_event_is_acked_without_a_second_effect(consumer):
     first = delivery("o1")
-    process_batch(CONSUMER, [first], max_deliver=3)
+    process_batch(consumer, [first], max_deliver=3)
 
     # The ack was lost after the commit: JetStream delivers the same event again.
     again = Delivery(first.data, first.subject, {}, num_delivered=2, stream_seq=1)
-    assert process_batch(CONSUMER, [again, again], max_deliver=3) == [Verdict.ACK, Verdict.ACK]
+    assert process_batch(consumer, [again, again], max_deliver=3) == [Verdict.ACK, Verdict.ACK]
 
     assert effects("o1") == 1
 
 
 @pytest.mark.django_db(transaction=True)
-def test_one_failing_message_does_not_sink_the_batch():
-    verdicts = process_batch(CONSUMER, [delivery("o1"), delivery("boom"), delivery("o3")], max_deliver=3)
+def test_one_failing_message_does_not_sink_the_batch(consumer):
+    verdicts = process_batch(consumer, [delivery("o1"), delivery("boom"), delivery("o3")], max_deliver=3)
 
     assert verdicts == [Verdict.ACK, Verdict.NAK, Verdict.ACK]
     assert effects("o1") == effects("o3") == 1
@@ -94,8 +115,8 @@ def test_one_failing_message_does_not_sink_the_batch():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_message_failing_on_its_last_delivery_is_dead_lettered():
-    verdicts = process_batch(CONSUMER, [delivery("boom", num_delivered=3)], max_deliver=3)
+def test_a_message_failing_on_its_last_delivery_is_dead_lettered(consumer):
+    verdicts = process_batch(consumer, [delivery("boom", num_delivered=3)], max_deliver=3)
 
     assert verdicts == [Verdict.TERM]
     letter = DeadLetter.objects.get()
@@ -107,8 +128,8 @@ def test_a_message_failing_on_its_last_delivery_is_dead_lettered():
     "raw",
     [b"not json", b"[]", json.dumps({"type": "OrderPlaced"}).encode(), b'{"event_id": "x", "data": 1}'],
 )
-def test_an_undecodable_message_is_dead_lettered_at_once(raw):
-    verdicts = process_batch(CONSUMER, [delivery("o1", raw=raw), delivery("o2")], max_deliver=3)
+def test_an_undecodable_message_is_dead_lettered_at_once(consumer, raw):
+    verdicts = process_batch(consumer, [delivery("o1", raw=raw), delivery("o2")], max_deliver=3)
 
     assert verdicts == [Verdict.TERM, Verdict.ACK]
     assert bytes(DeadLetter.objects.get().data) == raw
@@ -116,12 +137,36 @@ def test_an_undecodable_message_is_dead_lettered_at_once(raw):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_event_type_not_subscribed_is_acked_and_ignored():
+def test_an_event_type_not_subscribed_is_acked_and_ignored(consumer):
     event = OrderConfirmed(order_id="o9", lines=[])
     raw = encode(new_envelope(event, correlation_id=None, causation_id=None), event.to_data())
 
-    assert process_batch(CONSUMER, [delivery("o9", raw=raw)], max_deliver=3) == [Verdict.ACK]
+    assert process_batch(consumer, [delivery("o9", raw=raw)], max_deliver=3) == [Verdict.ACK]
     assert ProcessedEvent.objects.filter(consumer="test").count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_handler_gets_the_run_at_once_without_its_duplicates():
+    RUNS.clear()
+    first, third = delivery("o1"), delivery("o3")
+    process_batch(BATCH_CONSUMER, [first], max_deliver=3)
+
+    verdicts = process_batch(BATCH_CONSUMER, [first, delivery("o2"), third, third], max_deliver=3)
+
+    assert verdicts == [Verdict.ACK] * 4
+    # o1 was applied before; the second delivery of o3 is a copy of the first.
+    assert RUNS == [["o1"], ["o2", "o3"]]
+    assert effects("o1") == effects("o2") == effects("o3") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_run_is_applied_again_one_message_at_a_time():
+    RUNS.clear()
+    verdicts = process_batch(BATCH_CONSUMER, [delivery("o1"), delivery("boom"), delivery("o3")], max_deliver=3)
+
+    assert verdicts == [Verdict.ACK, Verdict.NAK, Verdict.ACK]
+    assert RUNS == [["o1", "boom", "o3"], ["o1"], ["boom"], ["o3"]]  # set-based, rolled back, then one by one
+    assert effects("o1") == effects("o3") == 1
 
 
 def test_nak_backoff_grows_and_is_capped():

@@ -5,8 +5,10 @@ import uuid
 import pytest
 from django.db import IntegrityError, transaction
 
+from events.base import new_envelope
 from events.models import StoredEvent
-from inventory.handlers import release_stock, reserve_stock
+from inventory.handlers import release_stock
+from inventory.handlers import reserve_stock as reserve_run
 from inventory.inbound import OrderCancelled, OrderPlaced
 from inventory.models import Reservation, StockItem
 from inventory.projections import differences, rebuild
@@ -22,6 +24,11 @@ def given_stock(**levels: int) -> None:
 
 def placed(*lines: tuple[str, int], order_id: str | None = None) -> OrderPlaced:
     return OrderPlaced(order_id=order_id or str(uuid.uuid4()), lines=[{"sku": s, "quantity": q} for s, q in lines])
+
+
+def reserve_stock(*events: OrderPlaced) -> None:
+    """Deliver a run of OrderPlaced to the batch handler, as the consumer runner does."""
+    reserve_run([(new_envelope(e, correlation_id=e.order_id, causation_id=None), e) for e in events])
 
 
 def stock() -> dict[str, tuple[int, int]]:
@@ -159,3 +166,36 @@ def test_a_batch_announces_each_changed_sku_once_with_its_final_level():
     assert b'"reserved":3,"available":7,"version":3' in levels["A"]
     assert b'"reserved":1,"available":9,"version":2' in levels["B"]
     assert differences() == []
+
+
+def test_a_run_of_orders_is_decided_in_order_each_whole_or_not_at_all():
+    given_stock(A=5, B=2)
+    first, short, last, again = placed(("A", 3)), placed(("A", 1), ("B", 3)), placed(("A", 2), ("B", 2)), None
+    before = last_seq()
+
+    reserve_stock(first, short, last, first)  # `first` again: a redelivery inside the run
+    again = placed(("A", 1))
+    reserve_stock(again)  # nothing left of A
+
+    status = {str(r.order_id): r.status for r in Reservation.objects.all()}
+    assert status == {
+        first.order_id: Reservation.Status.HELD,
+        short.order_id: Reservation.Status.REJECTED,  # B short: A untouched for it
+        last.order_id: Reservation.Status.HELD,
+        again.order_id: Reservation.Status.REJECTED,
+    }
+    assert stock() == {"A": (5, 5), "B": (2, 2)}
+    assert types_since(before)[:3] == ["StockReserved", "StockReservationRejected", "StockReserved"]
+    assert StockItem.objects.get(sku="A").version == 3  # received + two reservations: one version per fact
+    assert differences() == []
+
+
+def test_each_fact_of_a_run_is_caused_by_its_own_order_event():
+    given_stock(A=5)
+    one, two = placed(("A", 1)), placed(("A", 1))
+
+    reserve_stock(one, two)
+
+    reserved = StoredEvent.objects.filter(type="StockReserved").order_by("seq")
+    assert [e.correlation_id for e in reserved] == [one.order_id, two.order_id]
+    assert len({e.causation_id for e in reserved}) == 2

@@ -3,10 +3,11 @@
 import pytest
 
 from events.base import new_envelope
+from events.consumer import takes_batch
 from events.models import StoredEvent
 from events.outbox import OutsideTransaction, caused_by, record
 from shop.events import OrderPlaced
-from shop.handlers import confirm_order, note_release, reject_order
+from shop.handlers import note_release, settle_orders
 from shop.inbound import StockReleased, StockReservationRejected, StockReserved
 from shop.models import Order
 from shop.services import CannotCancel, LineRequest, UnknownProducts, order_cancel, order_place
@@ -16,8 +17,9 @@ pytestmark = pytest.mark.django_db
 
 def deliver(handler, event) -> None:
     """Run a handler as the consumer runner does: with the event as the cause."""
-    with caused_by(new_envelope(event, correlation_id=event.order_id, causation_id=None)):
-        handler(event)
+    envelope = new_envelope(event, correlation_id=event.order_id, causation_id=None)
+    with caused_by(envelope):
+        handler([(envelope, event)]) if takes_batch(handler) else handler(event)
 
 
 def place(make_product, quantity: int = 1) -> Order:
@@ -46,8 +48,8 @@ def test_unknown_products_place_nothing(make_product):
 def test_reserved_stock_confirms_a_pending_order_once(make_product):
     order = place(make_product)
 
-    deliver(confirm_order, StockReserved(order_id=str(order.id)))
-    deliver(confirm_order, StockReserved(order_id=str(order.id)))
+    deliver(settle_orders, StockReserved(order_id=str(order.id)))
+    deliver(settle_orders, StockReserved(order_id=str(order.id)))
 
     order.refresh_from_db()
     assert order.status == Order.Status.CONFIRMED
@@ -59,7 +61,7 @@ def test_reserved_stock_confirms_a_pending_order_once(make_product):
 def test_a_rejection_rejects_a_pending_order_with_the_reason(make_product):
     order = place(make_product)
 
-    deliver(reject_order, StockReservationRejected(order_id=str(order.id), reason="not enough stock for SKU-1"))
+    deliver(settle_orders, StockReservationRejected(order_id=str(order.id), reason="not enough stock for SKU-1"))
 
     order.refresh_from_db()
     assert (order.status, order.reason) == (Order.Status.REJECTED, "not enough stock for SKU-1")
@@ -70,7 +72,7 @@ def test_a_cancelled_order_stays_cancelled_when_its_reservation_arrives_late(mak
     order = place(make_product)
     order_cancel(order_id=order.id)
 
-    deliver(confirm_order, StockReserved(order_id=str(order.id)))
+    deliver(settle_orders, StockReserved(order_id=str(order.id)))
     deliver(note_release, StockReleased(order_id=str(order.id)))
 
     order.refresh_from_db()
@@ -92,3 +94,25 @@ def test_a_final_order_cannot_be_cancelled(make_product, status):
 def test_an_event_cannot_be_recorded_outside_a_transaction():
     with pytest.raises(OutsideTransaction):
         record(OrderPlaced(order_id="x", lines=[]))
+
+
+def test_a_run_of_decisions_settles_each_order_with_its_own_cause(make_product):
+    make_product("SKU-1", stock=0, price="1.00")
+    orders = [order_place(email="c@example.org", lines=[LineRequest("SKU-1", 1)])[0] for _ in range(3)]
+    order_cancel(order_id=orders[2].id)
+    events = [
+        StockReserved(order_id=str(orders[0].id)),
+        StockReservationRejected(order_id=str(orders[1].id), reason="not enough stock for SKU-1"),
+        StockReserved(order_id=str(orders[2].id)),
+    ]
+    run = [(new_envelope(e, correlation_id=e.order_id, causation_id=None), e) for e in events]
+
+    settle_orders(run)
+
+    for order in orders:
+        order.refresh_from_db()
+    assert [o.status for o in orders] == [Order.Status.CONFIRMED, Order.Status.REJECTED, Order.Status.CANCELLED]
+    assert orders[1].reason == "not enough stock for SKU-1"
+    confirmed = StoredEvent.objects.get(type="OrderConfirmed")
+    assert (confirmed.correlation_id, confirmed.causation_id) == (str(orders[0].id), run[0][0].event_id)
+    assert [t.type for t in orders[2].timeline.all()] == ["OrderPlaced", "OrderCancelled", "StockReserved"]
