@@ -36,7 +36,7 @@ def test_a_tiny_lab_run_writes_its_tables_plots_and_json(tmp_path):
 
     (result,) = tmp_path.glob("*.json")
     data = json.loads(result.read_text())
-    assert [s["name"] for s in data["scenarios"]] == ["baseline", "batch-1"]
+    assert [s["name"] for s in data["scenarios"]] == ["baseline", "batch-1", "baseline-again"]
     for scenario in data["scenarios"]:
         assert scenario["accepted"] == 30 and scenario["errors"] == 0 and scenario["not_final"] == 0
     assert data["scenarios"][1]["env"] == {"EVENT_BATCH_SIZE": "1"}
@@ -50,4 +50,5 @@ def test_a_tiny_lab_run_writes_its_tables_plots_and_json(tmp_path):
         assert (folder / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", plot
     section = (folder / "benchmarks.md").read_text()
     assert "| baseline |" in section and "| batch-1 | EVENT_BATCH_SIZE=1 |" in section
+    assert "The baseline, run again last" in section
     assert "### Saturation ladder (baseline)" in section and "### Physical ceilings" in section

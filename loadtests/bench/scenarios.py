@@ -42,8 +42,8 @@ SCENARIOS = [
     Scenario("batch-10", "consumers fetch and commit 10 events at a time", env={"EVENT_BATCH_SIZE": "10"}),
     Scenario("batch-1", "consumers fetch and commit one event at a time", env={"EVENT_BATCH_SIZE": "1"}),
     Scenario("workers-2", "two run_workers processes compete for the durable consumers", workers=2),
-    # Levers still to come, one line each once their setting exists:
-    # Scenario("relay-notify", "the relay woken by LISTEN/NOTIFY", env={"RELAY_WAKEUP": "notify"}),
+    Scenario("relay-notify", "the relay woken by LISTEN/NOTIFY instead of polling", env={"RELAY_WAKEUP": "notify"}),
+    # Still to come, one line once its setting exists: the stock read path (near cache or database).
 ]
 SCENARIO_NAMES = [s.name for s in SCENARIOS]
 
