@@ -266,7 +266,10 @@ def verdict_problems(totals: Totals, max_error_ratio: float, invariants_ok: bool
             f"more than the {max_error_ratio:.2%} allowed)"
         )
     if not invariants_ok:
-        problems.append("verify_invariants found violations (oversold, lost or pending orders, or a stuck outbox)")
+        problems.append(
+            "verify_invariants did not pass (its output is above): oversold stock, orders lost or still "
+            "pending, a stuck outbox, or no database to check"
+        )
     return problems
 
 
