@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -200,8 +201,6 @@ def final_latency(data: dict) -> tuple[str, float] | None:
 
 
 def _seconds(start: str, end: str) -> float:
-    from datetime import datetime
-
     return max(0.0, (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds())
 
 

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.pipeline
 
 def test_a_tiny_lab_run_writes_its_tables_plots_and_json(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
-    bench = [sys.executable, "-m", "loadtests.bench", "--quick", "--no-docs", "--orders", "30", "--concurrency", "4",
+    bench = [sys.executable, "-m", "loadtests.bench", "--quick", "--no-docs", "--rounds", "2", "--orders", "30", "--concurrency", "4",
              "--scenarios", "baseline,batch-1", "--ladder", "baseline", "--ladder-start", "5", "--ladder-steps", "2",
              "--ladder-seconds", "1", "--ceiling-seconds", "1", "--js-messages", "200",
              "--results", str(tmp_path)]  # fmt: skip
@@ -36,9 +36,10 @@ def test_a_tiny_lab_run_writes_its_tables_plots_and_json(tmp_path):
 
     (result,) = tmp_path.glob("*.json")
     data = json.loads(result.read_text())
-    assert [s["name"] for s in data["scenarios"]] == ["baseline", "batch-1", "baseline-again"]
+    assert [s["name"] for s in data["scenarios"]] == ["baseline", "batch-1"]
     for scenario in data["scenarios"]:
         assert scenario["accepted"] == 30 and scenario["errors"] == 0 and scenario["not_final"] == 0
+        assert len(scenario["round_rates"]) == 2
     assert data["scenarios"][1]["env"] == {"EVENT_BATCH_SIZE": "1"}
     (ladder,) = data["ladders"]
     assert 1 <= len(ladder["steps"]) <= 2 and ladder["stopped_because"]
@@ -50,5 +51,5 @@ def test_a_tiny_lab_run_writes_its_tables_plots_and_json(tmp_path):
         assert (folder / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", plot
     section = (folder / "benchmarks.md").read_text()
     assert "| baseline |" in section and "| batch-1 | EVENT_BATCH_SIZE=1 |" in section
-    assert "The baseline, run again last" in section
+    assert "The baseline's 2 rounds ran at" in section
     assert "### Saturation ladder (baseline)" in section and "### Physical ceilings" in section

@@ -13,8 +13,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 RESULTS_DIR = BASE_DIR / "bench-results"
 # Only the names: importing .scenarios needs Django set up. Keep in step with scenarios.SCENARIOS.
 SCENARIO_NAMES = ["baseline", "service", "acceptance-only", "batch-10", "batch-1", "workers-2", "relay-notify"]
-QUICK = {"orders": 300, "concurrency": 16, "ladder_start": 20.0, "ladder_factor": 1.8, "ladder_seconds": 3.0,
-         "ladder_steps": 4, "ceiling_seconds": 3.0, "js_messages": 3000}  # fmt: skip
+QUICK = {"rounds": 1, "orders": 300, "concurrency": 16, "ladder_start": 20.0, "ladder_factor": 1.8,
+         "ladder_seconds": 3.0, "ladder_steps": 4, "ceiling_seconds": 3.0, "js_messages": 3000}  # fmt: skip
 
 
 def _names(value: str) -> list[str]:
@@ -30,6 +30,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add = parser.add_argument
     add("--quick", action="store_true", help="a fast check: small sizes, docs untouched unless --docs")
+    add("--rounds", type=int, default=2, help="runs of each scenario, in A..Z Z..A order; the best is kept (2)")
     add("--orders", type=int, default=2000, help="orders per scenario (default 2000)")
     add("--concurrency", type=int, default=32, help="HTTP connections, or threads for service (default 32)")
     add(
@@ -59,8 +60,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in (*args.scenarios, *args.ladder):
         if name not in SCENARIO_NAMES:
             parser.error(f"unknown scenario {name!r}; choose from {', '.join(SCENARIO_NAMES)}")
-    if args.orders < 1 or args.concurrency < 1 or args.web_workers < 1 or args.ladder_factor <= 1:
-        parser.error("--orders, --concurrency and --web-workers must be at least 1, --ladder-factor above 1")
+    if args.rounds < 1 or args.orders < 1 or args.concurrency < 1 or args.web_workers < 1 or args.ladder_factor <= 1:
+        parser.error("--rounds, --orders, --concurrency, --web-workers must be at least 1, --ladder-factor above 1")
     return args
 
 

@@ -170,19 +170,18 @@ def markdown(
            "(the machine is shared); ratios within this one invocation are what to read, not absolute figures.",
            "", f"Closed loop, {options['orders']} one-line orders a scenario, {options['concurrency']} connections, "
            f"{options['web_workers']} web workers. Ratios are to the baseline of the same invocation.", "",
-           "| scenario | configuration | end-to-end orders/s | accepted/s | p50 ms | p99 ms | CPU ms/order | errors |",
-           "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+           "| scenario | configuration | end-to-end orders/s | rounds | accepted/s | p50 ms | p99 ms | CPU ms/order "
+           "| errors |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for f in results:
         total = sum(f.cpu_ms.get(g, 0) for g in GROUPS)
+        rounds = " / ".join(f"{r:,.0f}" for r in f.round_rates) or "–"
         out.append(f"| {f.name} | {_config(f)} | {_n(f.end_to_end_per_s)}{_ratio(f.end_to_end_per_s, b_rate)} | "
-                   f"{_n(f.accepted_per_s)} | {_n(f.p50_ms)}{_ratio(f.p50_ms, b_p50)} | "
+                   f"{rounds} | {_n(f.accepted_per_s)} | {_n(f.p50_ms)}{_ratio(f.p50_ms, b_p50)} | "
                    f"{_n(f.p99_ms)}{_ratio(f.p99_ms, b_p99)} | {total:.1f} | {f.errors} |")  # fmt: skip
-    again = next((f for f in results if f.name == f"{BASELINE}-again"), None)
-    if again and b_rate and again.end_to_end_per_s:
-        drift = again.end_to_end_per_s / b_rate
-        noise = f"a ratio within about {abs(1 - drift):.0%} of 1 is noise here"
-        out += ["", f"The baseline, run again last, did {_n(again.end_to_end_per_s)} orders/s end to end, "
-                f"x{drift:.2f} of the first run: {noise}."]  # fmt: skip
+    if base and len(base.round_rates) > 1:
+        low, high = min(base.round_rates), max(base.round_rates)
+        out += ["", f"The baseline's {len(base.round_rates)} rounds ran at {low:,.0f} to {high:,.0f} orders/s: a "
+                f"ratio within about {1 - low / high:.0%} of 1 is noise on this machine."]  # fmt: skip
     if "scenarios" in plots:
         out += ["", f"![throughput and latency of each scenario]({plots['scenarios']})"]
     for ld in ladders:
@@ -199,8 +198,9 @@ def markdown(
                 f"highest end-to-end rate of any step {_n(ld.peak_end_to_end)}/s; "
                 f"stopped because {ld.stopped_because})."]  # fmt: skip
         if half:
+            runs = f"the lowest p99 of {len(ld.half_knee_p99s)} runs: {', '.join(_n(p) for p in ld.half_knee_p99s)}"
             out.append(f"At half the knee ({_n(half.rate)} orders/s): place → final p50 **{_n(half.p50_ms)} ms**, "
-                       f"p99 **{_n(half.p99_ms)} ms**.")  # fmt: skip
+                       f"p99 **{_n(half.p99_ms)} ms** ({runs}).")  # fmt: skip
     if len(ladders) > 1:
         out += ["", "### The knee of each scenario", "", knee_table(ladders)]
     if "ladder" in plots:

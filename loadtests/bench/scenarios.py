@@ -73,6 +73,7 @@ class Figures:
     backlog: int = 0  # paced load: orders not yet final when the load ended
     drain_per_s: float | None = None  # acceptance-only: the backlog's pace once relay and workers start
     first_error: str = ""
+    round_rates: list[float] = field(default_factory=list)  # the rate of every round, when run in rounds
     # CPU ms per accepted order and process group, from load start to every order final and the pipeline idle
     # (acceptance-only: the load phase alone, since relay and workers do not run in it).
     cpu_ms: dict[str, float] = field(default_factory=dict)
