@@ -25,8 +25,8 @@ pytestmark = pytest.mark.pipeline
 def test_a_tiny_lab_run_writes_its_tables_plots_and_json(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
     bench = [sys.executable, "-m", "loadtests.bench", "--quick", "--no-docs", "--rounds", "2", "--orders", "30",
-             "--concurrency", "4", "--scenarios", "baseline,batch-1", "--ladder", "baseline", "--ladder-start", "5", "--ladder-steps", "2",
-             "--ladder-seconds", "1", "--ceiling-seconds", "1", "--js-messages", "200",
+             "--concurrency", "4", "--scenarios", "baseline,batch-1", "--ladder", "baseline", "--ladder-start", "5",
+             "--ladder-steps", "2", "--ladder-seconds", "1", "--ceiling-seconds", "1", "--js-messages", "200",
              "--results", str(tmp_path)]  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "events.embedded", "--", *bench], env=env, cwd=BASE_DIR, capture_output=True,
