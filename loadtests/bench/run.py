@@ -76,7 +76,7 @@ def run_rounds(bench: Bench, scenarios: list, rounds: int) -> None:
     for r in range(rounds):
         for scenario in scenarios if r % 2 == 0 else scenarios[::-1]:
             say(f"{scenario.name} (round {r + 1} of {rounds}): {scenario.about}")
-            figures = bench.run(scenario)
+            figures = bench.run(scenario, tag=f"{scenario.name}-round{r + 1}")
             say(f"{scenario.name}: {figures.accepted} accepted in {figures.load_seconds:.1f}s, "
                 f"{figures.end_to_end_per_s} end-to-end/s, {figures.errors} errors")  # fmt: skip
             runs.setdefault(scenario.name, []).append(figures)

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from . import cpu, db
 from .load import LoadResult, closed_loop, open_loop, post_request, threads_loop
-from .stack import Stack
+from .stack import BenchError, Stack
 
 QUIESCE_TIMEOUT = 120.0  # seconds for the outbox and the consumers to empty between scenarios
 
@@ -134,10 +134,13 @@ class Bench:
         if changed and running and not web:
             db.probe(self.email(f"probe-{self.stack.starts}"), self.skus[0])
 
-    def run(self, scenario: Scenario) -> Figures:
-        """Run one scenario closed-loop and return its figures; leave the system idle with every order final."""
+    def run(self, scenario: Scenario, tag: str = "") -> Figures:
+        """Run one scenario closed-loop and return its figures; leave the system idle with every order final.
+
+        ``tag`` marks this run's orders (default: the scenario's name); each run of a scenario needs its own.
+        """
         self.configure(scenario)
-        email = self.email(scenario.name)
+        email = self.email(tag or scenario.name)
         load, not_final, used, _ = self._measure(scenario, email, self.orders, None)
         figures = self._figures(scenario.name, scenario, load, db.outcome(email), self.orders, not_final, None)
         figures.cpu_ms = {group: round(s * 1000 / max(load.accepted, 1), 2) for group, s in used.items()}
@@ -194,6 +197,8 @@ class Bench:
         self, name: str, scenario: Scenario, load: LoadResult, out: db.Outcome, n: int, not_final: int,
         rate: float | None,
     ) -> Figures:  # fmt: skip
+        if out.orders > n:
+            raise BenchError(f"{name}: {out.orders} orders carry its tag but {n} were sent: tags must be unique")
         timed = scenario.pipeline and out.final > 0
         lat, answers = sorted(out.latencies) if timed else [], sorted(load.latencies)
         return Figures(
