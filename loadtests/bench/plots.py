@@ -49,20 +49,19 @@ def scenarios(results: list[Figures], path: Path) -> Path:
 def ladder(ladders: list[Ladder], path: Path) -> Path:
     """Draw end-to-end orders/s and p50/p99 latency against the offered rate, the knee marked."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
-    for ld in ladders:
-        offered = [s.rate for s in ld.steps]
-        top.plot(offered, [s.end_to_end_per_s or 0 for s in ld.steps], "o-", label=f"{ld.scenario}: end to end")
-        bottom.plot(offered, [s.p50_ms for s in ld.steps], "o-", label=f"{ld.scenario}: p50")
-        bottom.plot(offered, [s.p99_ms for s in ld.steps], "s--", label=f"{ld.scenario}: p99")
+    for i, ld in enumerate(ladders):
+        offered, color = [s.rate for s in ld.steps], f"C{i}"  # one colour per scenario
+        top.plot(offered, [s.end_to_end_per_s or 0 for s in ld.steps], "o-", color=color, label=ld.scenario)
+        bottom.plot(offered, [s.p50_ms for s in ld.steps], "o-", color=color, label=f"{ld.scenario}: p50")
+        bottom.plot(offered, [s.p99_ms for s in ld.steps], "s--", color=color, alpha=0.7, label=f"{ld.scenario}: p99")
         if ld.knee:
-            for ax in (top, bottom):
-                ax.axvline(ld.knee, color="tab:gray", linestyle=":")
-            top.annotate(f"knee {ld.knee:.0f}/s", (ld.knee, ld.knee_end_to_end or 0), textcoords="offset points",
-                         xytext=(-60, 10), fontsize=8)  # fmt: skip
+            top.plot([ld.knee], [ld.knee_end_to_end or 0], "*", color=color, markersize=14)
+            top.annotate(f"{ld.scenario} knee {ld.knee:.0f}/s", (ld.knee, ld.knee_end_to_end or 0),
+                         textcoords="offset points", xytext=(8, -14 - 11 * i), fontsize=8, color=color)  # fmt: skip
     top_rate = max((s.rate or 0) for ld in ladders for s in ld.steps) or 1
     top.plot([0, top_rate], [0, top_rate], color="tab:gray", linewidth=0.8, label="offered = done")
     top.set_ylabel("orders/s end to end")
-    top.set_title("Saturation ladder: open-loop load, step by step")
+    top.set_title("Saturation ladder: open-loop load, step by step (★ the knee)")
     top.legend(fontsize=8)
     bottom.set_yscale("log")
     bottom.set_ylabel("place → final, ms (log)")
