@@ -21,6 +21,12 @@ def nats_url() -> str:
     return settings.NATS_URL
 
 
+@pytest.fixture(autouse=True)
+def _no_live_feed_in_the_test_process(settings):
+    """Read stock from the projection here: the test database is reset per test, a near cache would outlive it."""
+    settings.LIVE_FEED = False
+
+
 @pytest.fixture
 def make_product(db):
     """Create a product in the shop's catalog and its stock in the inventory."""

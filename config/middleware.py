@@ -1,9 +1,12 @@
-"""Never answer an API client with an HTML error page."""
+"""Never answer an API client with an HTML error page; observe every request."""
 
 import logging
+import time
 
 from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
+
+from events import observe
 
 from .api import error_response
 
@@ -53,3 +56,19 @@ class JsonErrorsMiddleware:
     @staticmethod
     def _is_api(request) -> bool:
         return request.path.startswith("/api/")
+
+
+class RequestContextMiddleware:
+    """Give each request a trace (continuing the caller's ``traceparent``) and log fields; count it by route."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        with observe.request(request.method, request.headers.get("traceparent")):
+            response = self.get_response(request)
+            match = request.resolver_match
+            route = match.route if match is not None else "unmatched"
+            observe.answered(request.method, route, response.status_code, time.perf_counter() - started, request.path)
+        return response

@@ -51,9 +51,12 @@ INSTALLED_APPS = [
     "shop",
     "inventory",
     "demo",
+    "staff",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    "config.middleware.RequestContextMiddleware",
     "config.middleware.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -66,6 +69,8 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
+# Websockets (and pages too) in separate ASGI processes: config/asgi.py, docs/architecture.md.
+ASGI_APPLICATION = "config.asgi.application"
 
 TEMPLATES = [
     {
@@ -77,6 +82,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "shop.context.storefront",
             ],
         },
     },
@@ -156,6 +162,19 @@ if RELAY_WAKEUP not in ("poll", "notify"):
 RELAY_NOTIFY_CHANNEL = "events_outbox"
 RELAY_NOTIFY_FALLBACK = float(os.environ.get("RELAY_NOTIFY_FALLBACK", "1"))
 
+# Live stock and orders (shop/live.py). Each web process follows inventory.stock.> on core NATS
+# and fans changes out to its own websockets, so an in-memory channel layer per process is enough:
+# https://channels.readthedocs.io/en/stable/topics/channel_layers.html#in-memory-channel-layer
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Follow NATS in web processes (off in the test process itself, whose database is reset per test).
+LIVE_FEED = _env_bool("LIVE_FEED", True)
+# Port of the ASGI (websocket) processes as pages should reach them; empty = same origin (behind nginx).
+LIVE_WS_PORT = os.environ.get("LIVE_WS_PORT", "")
+# Seconds a level read from the projection (not from an event) stays in the near cache.
+LIVE_CACHE_MISS_TTL = float(os.environ.get("LIVE_CACHE_MISS_TTL", "5"))
+# SKUs one stock websocket may follow.
+LIVE_MAX_SKUS = 200
+
 # Orders.
 ORDER_MAX_LINES = 100
 ORDER_MAX_QUANTITY = 1000
@@ -168,7 +187,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/staff/login/"
+LOGIN_REDIRECT_URL = "/staff/"
+LOGOUT_REDIRECT_URL = "/"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -178,12 +199,34 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 
+# Logs (docs/observability.md): every line carries the fields of its flow (correlation_id, event_id, ...).
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+# "console" for people, "json" for machines: one JSON object a line.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "console")
+# One line per HTTP request and per event recorded, published and handled (the devstack turns it on).
+LOG_FLOW = _env_bool("LOG_FLOW", False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "console": {"()": "events.logcontext.ConsoleFormatter"},
+        "json": {"()": "events.logcontext.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "console"}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"nats": {"level": "WARNING"}, "django.request": {"level": "ERROR"}},
+    "loggers": {
+        "nats": {"level": "WARNING"},
+        "django.request": {"level": "ERROR"},
+        "events.flow": {"level": "INFO" if LOG_FLOW else "WARNING"},
+    },
 }
+
+# Metrics: relay and workers serve their own /metrics on this port when set (one container each in
+# docker-compose); in the devstack they share PROMETHEUS_MULTIPROC_DIR and the web serves them all.
+METRICS_PORT = int(os.environ.get("METRICS_PORT", "0"))
+# Real OpenTelemetry spans from the traceparent headers (needs `pip install opentelemetry-api` and an SDK).
+TRACING_OTEL = _env_bool("TRACING_OTEL", False)
+# Ops page: how many recent orders the per-hop latency chart shows.
+OPS_RECENT_ORDERS = int(os.environ.get("OPS_RECENT_ORDERS", "30"))

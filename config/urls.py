@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from inventory import api as inventory_api
+from ops.views import prometheus
 from shop import api as shop_api
 
 from .health import healthz, readyz
@@ -20,6 +21,9 @@ urlpatterns = [
     path("api/", include((api_patterns, "api"))),
     path("healthz", healthz),
     path("readyz", readyz),
+    path("metrics", prometheus),
+    path("ops/", include("ops.urls")),
     path("admin/", admin.site.urls),
+    path("staff/", include("staff.urls")),
     path("", include("shop.urls")),
 ]

@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils.module_loading import import_string
 
-from . import bus
+from . import bus, observe
 from .base import DecodeError, Envelope, Event, EventTypes, decode, index
 from .models import DeadLetter
 from .outbox import caused_by
@@ -169,10 +169,11 @@ def _apply_all_or_nothing(consumer: Consumer, deliveries: list[Delivery]) -> lis
                 todo.append(item)
         for handler, run in _runs(consumer, todo):
             if handler is not None:
-                handler([(envelope, event) for _, envelope, event in run])
+                with observe.handling_run(consumer.name, [(envelope, deliveries[i]) for i, envelope, _ in run]):
+                    handler([(envelope, event) for _, envelope, event in run])
                 continue
-            for _, envelope, event in run:
-                with caused_by(envelope):
+            for i, envelope, event in run:
+                with caused_by(envelope), observe.handling(consumer.name, envelope, deliveries[i]):
                     for each in consumer.handlers_for(event):
                         each(event)
         return verdicts
@@ -205,7 +206,7 @@ def _apply(consumer: Consumer, delivery: Delivery, envelope: Envelope, event: Ev
         with transaction.atomic():  # a savepoint: this message's effect, or nothing of it
             if not _first_receipt(consumer.name, envelope.event_id):
                 return Verdict.ACK
-            with caused_by(envelope):
+            with caused_by(envelope), observe.handling(consumer.name, envelope, delivery):
                 for handler in consumer.handlers_for(event):
                     if takes_batch(handler):
                         handler([(envelope, event)])
@@ -225,7 +226,7 @@ def _first_receipt(consumer: str, event_id: str) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO events_processedevent (consumer, event_id, processed_at) "
-            "VALUES (%s, %s, now()) ON CONFLICT DO NOTHING",
+            "VALUES (%s, %s, clock_timestamp()) ON CONFLICT DO NOTHING",
             [consumer, event_id],
         )
         return cursor.rowcount == 1
@@ -236,7 +237,7 @@ def _first_receipts(consumer: str, event_ids: list[str]) -> set[str]:
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO events_processedevent (consumer, event_id, processed_at) "
-            "SELECT %s, id, now() FROM unnest(%s::uuid[]) AS id ON CONFLICT DO NOTHING RETURNING event_id",
+            "SELECT %s, id, clock_timestamp() FROM unnest(%s::uuid[]) AS id ON CONFLICT DO NOTHING RETURNING event_id",
             [consumer, list(dict.fromkeys(event_ids))],
         )
         return {str(row[0]) for row in cursor.fetchall()}
@@ -244,6 +245,7 @@ def _first_receipts(consumer: str, event_ids: list[str]) -> set[str]:
 
 def _dead_letter(consumer: Consumer, delivery: Delivery, error: str) -> None:
     log.error("dead-lettered on %s (%s): %s", consumer.name, delivery.subject, error)
+    observe.dead_lettered(consumer.name)
     DeadLetter.objects.create(
         consumer=consumer.name,
         subject=delivery.subject,
@@ -332,11 +334,13 @@ class Runner:
                         msgs = await sub.fetch(self.batch_size, timeout=1)
                     except TimeoutError:
                         continue
+                    started = observe.fetched(consumer.name, msgs)
                     deliveries = [_delivery(m) for m in msgs]
                     verdicts = await loop.run_in_executor(
                         self.executor, process_batch, consumer, deliveries, self.max_deliver
                     )
                     await _settle(msgs, verdicts)
+                    observe.settled(consumer.name, started)
                     backoff = 0.5
             except asyncio.CancelledError:
                 raise

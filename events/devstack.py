@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +32,7 @@ from .embedded import (
     EmbeddedNats,
     EmbeddedPostgres,
     free_port,
+    live_command,
     parent_death_signal,
     stop_process_group,
     web_command,
@@ -52,6 +54,16 @@ def _echo(prefix: str, stream) -> None:
     for line in iter(stream.readline, b""):
         sys.stdout.write(f"[{prefix}] {line.decode(errors='replace')}")
         sys.stdout.flush()
+
+
+def _port_or_free(port: int) -> int:
+    """Return ``port`` if nothing listens on it, else any free port."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return free_port()
+    return port
 
 
 @dataclass
@@ -103,6 +115,8 @@ class Devstack:
 
     port: int = 8000
     web: int = 1
+    live: int = 2  # ASGI processes (websockets and pages), each with its own near cache and NATS subscription
+    live_port: int = 0  # default: port + 1
     workers: int = 1
     nats_cluster: int = 1
     fresh: bool = False
@@ -110,6 +124,9 @@ class Devstack:
     children: list[Child] = field(default_factory=list)
     servers: list = field(default_factory=list)
     stopping: bool = False
+
+    def __post_init__(self) -> None:
+        self.live_port = self.live_port or _port_or_free(self.port + 1)
 
     @property
     def state_file(self) -> Path:
@@ -160,6 +177,12 @@ class Devstack:
             shutil.rmtree(self.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
+        # Metrics of every child go to one empty folder; the web's /metrics adds them up.
+        metrics_dir = self.data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir()
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        env.setdefault("LOG_FLOW", "1")  # one log line per request and per event: grep an order id
         if not env.get("DATABASE_URL"):
             pg = EmbeddedPostgres(self.data_dir / "pg")
             self.servers.append(pg)
@@ -171,7 +194,8 @@ class Devstack:
                 env["EVENT_STREAM_REPLICAS"] = str(self.nats_cluster)
         self.state_file.write_text(
             json.dumps({"pid": os.getpid(), "database_url": env["DATABASE_URL"], "nats_url": env["NATS_URL"],
-                        "web_url": f"http://127.0.0.1:{self.port}/",
+                        "web_url": f"http://127.0.0.1:{self.port}/", "live_url": f"http://127.0.0.1:{self.live_port}/",
+                        "live_processes": self.live,
                         "nats_monitor_urls": [f"http://127.0.0.1:{s.monitor_port}" for s in self.servers
                                               if isinstance(s, EmbeddedNats)]})
         )  # fmt: skip
@@ -217,10 +241,19 @@ class Devstack:
 
     def _start_children(self, env: dict[str, str]) -> None:
         python = sys.executable
-        self.children.append(Child("web", web_command(
-            self.port, self.web, "--respawn-failed-workers",
-            # granian serves /static/ itself, from what collectstatic gathered.
-            "--static-path-route", "/static", "--static-path-mount", str(settings.STATIC_ROOT)), env))  # fmt: skip
+        # granian serves /static/ itself, from what collectstatic gathered.
+        static = (
+            "--respawn-failed-workers",
+            "--static-path-route",
+            "/static",
+            "--static-path-mount",
+            str(settings.STATIC_ROOT),
+        )
+        # Pages served by the WSGI workers open their websockets on the ASGI processes' port.
+        self.children.append(Child("web", web_command(self.port, self.web, *static),
+                                   {**env, "LIVE_WS_PORT": str(self.live_port)}))  # fmt: skip
+        if self.live:
+            self.children.append(Child("live", live_command(self.live_port, self.live, *static), env))
         self.children.append(Child("relay", [python, MANAGE, "run_relay"], env))
         for i in range(self.workers):
             self.children.append(Child(f"workers-{i + 1}", [python, MANAGE, "run_workers"], env))
@@ -233,16 +266,30 @@ class Devstack:
         while time.monotonic() < deadline and not self.stopping:
             try:
                 with urllib.request.urlopen(url, timeout=2) as resp:
-                    if resp.status == 200:
+                    if resp.status == 200 and self._live_ready():
                         self.say(
                             f"ready: storefront http://127.0.0.1:{self.port}/ · API http://127.0.0.1:{self.port}"
-                            f"/api/products · staff login admin/admin at /admin/ · Ctrl-C stops everything"
+                            f"/api/products · staff pages /staff/ (admin/admin) · websockets on port {self.live_port}"
+                            f" ({self.live} ASGI processes) · Ctrl-C stops everything"
+                        )
+                        self.say(
+                            f"ops page http://127.0.0.1:{self.port}/ops/ (staff) · metrics http://127.0.0.1:{self.port}"
+                            f"/metrics · readiness http://127.0.0.1:{self.port}/readyz"
                         )
                         return
             except OSError:
                 pass
             time.sleep(0.2)
         raise DevstackError(f"the web server did not become ready on port {self.port}; is the port free?")
+
+    def _live_ready(self) -> bool:
+        if not self.live:
+            return True
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.live_port}/healthz", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
 
     def shutdown(self) -> None:
         """Stop children (newest first), then the servers; forget the state file."""

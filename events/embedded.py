@@ -82,6 +82,14 @@ def web_command(port: int, workers: int, *extra: str) -> list[str]:
             "config.wsgi:application"]  # fmt: skip
 
 
+def live_command(port: int, workers: int, *extra: str) -> list[str]:
+    """Return the command of the ASGI web server (granian): websockets, and pages too; one process per worker."""
+    granian = str(Path(sys.executable).with_name("granian"))
+    return [granian, "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), *extra,
+            "config.asgi:application"]  # fmt: skip
+
+
 def _wait_until(check, deadline: float, what: str, proc: subprocess.Popen, log: Path) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -22,6 +22,8 @@ class StoredEvent(models.Model):
     occurred_at = models.DateTimeField()
     payload = models.BinaryField()  # the exact bytes published (JSON wire format)
     published_at = models.DateTimeField(null=True, blank=True)
+    # W3C trace context of the work that recorded it; the relay sends it as a NATS header.
+    traceparent = models.CharField(max_length=55, blank=True, default="")
 
     class Meta:
         indexes = [

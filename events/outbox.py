@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import connection
 
+from . import observe, tracing
 from .base import Envelope, Event, encode, new_envelope
 from .models import StoredEvent
 
@@ -78,6 +79,7 @@ def record_many(
                 causation_id=envelope.causation_id,
                 occurred_at=envelope.occurred_at,
                 payload=encode(envelope, event.to_data()),
+                traceparent=tracing.for_cause(cause),
             )
         )
     StoredEvent.objects.bulk_create(rows)
@@ -86,4 +88,5 @@ def record_many(
         # PostgreSQL folds the repeats of one transaction into one.
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, '')", [settings.RELAY_NOTIFY_CHANNEL])
+    observe.recorded(envelopes)
     return envelopes

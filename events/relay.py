@@ -31,15 +31,15 @@ import psycopg
 from django.conf import settings
 from django.db import connection
 
-from . import bus
+from . import bus, observe
 
 log = logging.getLogger(__name__)
 
 CLAIM = """
-    SELECT seq, event_id::text, subject, payload FROM events_storedevent
+    SELECT seq, event_id::text, subject, payload, traceparent FROM events_storedevent
     WHERE published_at IS NULL ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
 """
-MARK = "UPDATE events_storedevent SET published_at = now() WHERE seq = ANY(%s)"
+MARK = "UPDATE events_storedevent SET published_at = clock_timestamp() WHERE seq = ANY(%s)"
 
 
 def database_conninfo() -> dict:
@@ -75,6 +75,7 @@ class Relay:
         nc = await bus.connect("relay")
         js = nc.jetstream(publish_async_max_pending=self.max_in_flight)
         await self._ensure_streams(js)
+        sampler = asyncio.create_task(observe.sample_consumers(js, self.stop))
         backoff = 0.2
         try:
             while not self.stop.is_set():
@@ -95,6 +96,7 @@ class Relay:
                     await self._sleep(backoff)
                     backoff = min(backoff * 2, 5)
         finally:
+            sampler.cancel()
             await bus.close(nc)
 
     async def _ensure_streams(self, js) -> None:
@@ -149,16 +151,20 @@ class Relay:
             acked = await self._publish(js, rows)
             if acked:
                 await db.execute(MARK, [acked])
+        observe.relayed(rows, acked)
         self.published += len(acked)
         return len(acked), len(rows) - len(acked)
 
     async def _publish(self, js, rows: list[tuple]) -> list[int]:
         """Publish rows in order, many in flight; return the seqs JetStream acknowledged."""
         futures = []
-        for seq, event_id, subject, payload in rows:
+        for seq, event_id, subject, payload, traceparent in rows:
             try:
                 future = await js.publish_async(
-                    subject, bytes(payload), wait_stall=self.publish_timeout, headers={"Nats-Msg-Id": event_id}
+                    subject,
+                    bytes(payload),
+                    wait_stall=self.publish_timeout,
+                    headers=observe.headers(event_id, traceparent),
                 )
             except Exception as exc:
                 log.warning("relay: publish of %s failed: %r", subject, exc)

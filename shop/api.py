@@ -14,8 +14,9 @@ from django.urls import reverse
 from config.api import ApiError, api_view, json_body, positive_int
 from events.base import SKU_PATTERN
 
+from .live import availability
 from .models import Order, Product
-from .selectors import availability, order_get, product_get, product_list, stock_status
+from .selectors import order_get, product_get, product_list, stock_status
 from .services import CannotCancel, IdempotencyConflict, LineRequest, UnknownProducts, order_cancel, order_place
 
 ORDER_FIELDS = {"email", "lines"}

@@ -5,13 +5,14 @@ from events.consumer import Consumer, batch_handler
 from events.outbox import current_cause
 
 from .inbound import StockReleased, StockReservationRejected, StockReserved
+from .metrics import order_decided
 from .services import Decision, order_note, orders_settle
 
 
 @batch_handler
 def settle_orders(decisions: list[tuple[Envelope, StockReserved | StockReservationRejected]]) -> None:
     """Stock held: a pending order becomes confirmed; stock short: rejected, with the reason."""
-    orders_settle(
+    moved = orders_settle(
         decisions=[
             Decision(event.order_id, True, envelope)
             if isinstance(event, StockReserved)
@@ -19,6 +20,8 @@ def settle_orders(decisions: list[tuple[Envelope, StockReserved | StockReservati
             for envelope, event in decisions
         ]
     )
+    for order in moved:
+        order_decided(order)
 
 
 def note_release(event: StockReleased) -> None:

@@ -11,8 +11,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from events import log
-from events.base import index
-from events.consumer import Consumer
+from events.base import Envelope, index
+from events.consumer import Consumer, batch_handler
 from events.outbox import current_cause
 from events.projections import Projection
 
@@ -39,6 +39,28 @@ def stock_level_apply(event: StockLevelChanged, changed_at=None) -> bool:
             [event.sku, event.on_hand, event.reserved, event.available, event.version, changed_at, timezone.now()],
         )
         return cursor.rowcount == 1
+
+
+UPSERT_MANY = """
+    INSERT INTO shop_stocklevel (sku, on_hand, reserved, available, version, changed_at, updated_at)
+    SELECT *, now() FROM unnest(%s::text[], %s::int[], %s::int[], %s::int[], %s::int[], %s::timestamptz[])
+    ON CONFLICT (sku) DO UPDATE SET
+        on_hand = EXCLUDED.on_hand, reserved = EXCLUDED.reserved, available = EXCLUDED.available,
+        version = EXCLUDED.version, changed_at = EXCLUDED.changed_at, updated_at = EXCLUDED.updated_at
+    WHERE shop_stocklevel.version < EXCLUDED.version
+"""
+
+
+@batch_handler
+def stock_levels_apply(levels: list[tuple[Envelope, StockLevelChanged]]) -> None:
+    """Apply a run of levels in one statement: per SKU the newest of the run, if newer than the table's."""
+    newest: dict[str, tuple[Envelope, StockLevelChanged]] = {}
+    for envelope, event in levels:
+        if event.sku not in newest or newest[event.sku][1].version < event.version:
+            newest[event.sku] = (envelope, event)
+    rows = [(e.sku, e.on_hand, e.reserved, e.available, e.version, env.occurred_at) for env, e in newest.values()]
+    with connection.cursor() as cursor:
+        cursor.execute(UPSERT_MANY, [list(column) for column in zip(*rows, strict=True)])
 
 
 LEVELS = index([StockLevelChanged])
@@ -75,5 +97,5 @@ CONSUMER = Consumer(
     app="shop",
     stream="INVENTORY",
     subjects=("inventory.stock.>",),
-    subscriptions=((StockLevelChanged, stock_level_apply),),
+    subscriptions=((StockLevelChanged, stock_levels_apply),),
 )

@@ -127,20 +127,10 @@ class Decision:
 
 
 @transaction.atomic(savepoint=False)
-def order_confirm(*, order_id: str, cause: Envelope) -> Order:
-    """Confirm a pending order once its stock is held; a cancelled order stays cancelled."""
-    return orders_settle(decisions=[Decision(str(order_id), True, cause)])[0]
-
-
-@transaction.atomic(savepoint=False)
-def order_reject(*, order_id: str, reason: str, cause: Envelope) -> Order:
-    """Reject a pending order whose stock could not be held."""
-    return orders_settle(decisions=[Decision(str(order_id), False, cause, reason)])[0]
-
-
-@transaction.atomic(savepoint=False)
 def orders_settle(*, decisions: list[Decision]) -> list[Order]:
     """Move pending orders to confirmed or rejected, many at once; note each decision on the timeline.
+
+    Return the orders that moved (those still pending when their decision came).
 
     Set-based: one statement locks the orders (in id order, so two batches
     never wait on each other in a cycle), one updates those that move, one
@@ -179,7 +169,7 @@ def orders_settle(*, decisions: list[Decision]) -> list[Order]:
         for (order, _, _), e in zip(own, envelopes, strict=True)
     ]
     TimelineEntry.objects.bulk_create(timeline)
-    return [orders[d.order_id] for d in decisions]
+    return moved
 
 
 @transaction.atomic(savepoint=False)

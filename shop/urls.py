@@ -6,4 +6,8 @@ app_name = "shop"
 urlpatterns = [
     path("", views.catalog, name="catalog"),
     path("products/<str:sku>/", views.product, name="product"),
+    path("cart/", views.cart, name="cart"),
+    path("checkout/", views.checkout, name="checkout"),
+    path("orders/", views.my_orders, name="my-orders"),
+    path("orders/<uuid:order_id>/", views.order, name="order"),
 ]

@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import nats
 from django.conf import settings
 from django.db import connection
 
-from events.embedded import free_port, parent_death_signal, stop_process_group, web_command
+from events.embedded import free_port, live_command, parent_death_signal, stop_process_group, web_command
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MANAGE = str(BASE_DIR / "manage.py")
@@ -101,9 +102,17 @@ class Pipeline:
         )
         # A killed worker's unacked messages come back after 3 s, not 30, so the tests stay short.
         env["EVENT_ACK_WAIT_SECONDS"] = "3"
+        # Every process of the test writes its metrics here; the web's /metrics adds them up.
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(self.metrics_dir)
         env.update(self.extra_env)
         env.update(overrides)
         return env
+
+    @property
+    def metrics_dir(self) -> Path:
+        path = self.tmp / "metrics"
+        path.mkdir(exist_ok=True)
+        return path
 
     def _start(self, name: str, command: list[str], **env: str) -> Proc:
         proc = Proc(name, command, self.env(**env), self.tmp / f"{name}-{len(self.procs)}.log").start()
@@ -116,12 +125,26 @@ class Pipeline:
     def workers(self, *args: str, **env: str) -> Proc:
         return self._start("workers", [sys.executable, MANAGE, "run_workers", *args], **env)
 
-    def web(self, workers: int = 2, **env: str) -> str:
+    def web(self, workers: int = 2, *extra: str, **env: str) -> str:
         """Start the WSGI web server as the devstack does; return its base URL once ready."""
         port = free_port()
-        self._start("web", web_command(port, workers), **env)
+        self._start("web", web_command(port, workers, *extra), **env)
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: _http_ok(f"{base}/healthz"), 30, "the web server")
+        return base
+
+    def live(self, workers: int = 1, *extra: str, port: int = 0, **env: str) -> str:
+        """Start an ASGI web process (websockets and pages) as the devstack does; return its base URL once ready."""
+        port = port or free_port()
+        proc = self._start("live", live_command(port, workers, *extra), **env)
+        base = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            if not proc.alive():
+                raise AssertionError(f"the ASGI web server exited:\n{proc.tail()}")
+            return _http_ok(f"{base}/healthz")
+
+        wait_for(up, 30, "the ASGI web server")
         return base
 
     def start(self) -> Pipeline:
@@ -147,8 +170,13 @@ def _http_ok(url: str) -> bool:
 
 
 def run_async(coro):
-    """Run a coroutine from a synchronous test."""
-    return asyncio.run(coro)
+    """Run a coroutine from a synchronous test (in a thread of its own if this thread runs a loop: Playwright)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 async def reset_streams(nats_url: str) -> None:

@@ -6,7 +6,7 @@ from events.base import new_envelope
 from events.outbox import caused_by
 from shop.inbound import StockLevelChanged
 from shop.models import StockLevel
-from shop.projections import stock_level_apply
+from shop.projections import stock_level_apply, stock_levels_apply
 
 pytestmark = pytest.mark.django_db
 
@@ -34,3 +34,15 @@ def test_a_newer_level_replaces_an_older_one():
     apply(level(1, 10))
     assert apply(level(2, 7))
     assert StockLevel.objects.get(sku="A").available == 7
+
+
+def test_a_run_of_levels_keeps_the_newest_per_sku_in_one_statement(django_assert_num_queries):
+    apply(level(4, 6))  # the table already holds version 4 of A
+    b = [StockLevelChanged(sku="B", on_hand=5, reserved=r, available=5 - r, version=v) for v, r in ((2, 1), (1, 0))]
+    run = [level(3, 9), level(5, 4), *b, level(4, 6)]
+
+    with django_assert_num_queries(1):
+        stock_levels_apply([(new_envelope(e, correlation_id=None, causation_id=None), e) for e in run])
+
+    rows = {r.sku: (r.version, r.available) for r in StockLevel.objects.all()}
+    assert rows == {"A": (5, 4), "B": (2, 4)}

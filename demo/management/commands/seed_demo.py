@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from demo.catalog import CATEGORIES, demo_products
+from demo.images import OUT, image_path
 from inventory.services import stock_receive
 from shop.models import Category, Product
 
@@ -28,7 +29,7 @@ class Command(BaseCommand):
             _, new = Product.objects.get_or_create(
                 sku=sku,
                 defaults={"name": name, "description": description, "price": price,
-                          "category": categories[category], "image_url": f"/static/shop/products/{category}.svg"},
+                          "category": categories[category], "image_url": _picture(sku, category)},
             )  # fmt: skip
             if new:
                 created += 1
@@ -41,3 +42,8 @@ class Command(BaseCommand):
             user.set_password(admin_password)
             user.save()
         self.stdout.write(f"seeded {created} new products (stock {stock} each); staff user 'admin'")
+
+
+def _picture(sku: str, category: str) -> str:
+    """Return the product's own picture, or its category's for products past the demo list."""
+    return image_path(sku) if (OUT / f"{sku.lower()}.svg").exists() else f"/static/shop/products/{category}.svg"

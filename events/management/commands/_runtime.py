@@ -3,9 +3,15 @@
 import asyncio
 import signal
 
+from django.conf import settings
+
+from events import metrics
+
 
 def run_until_signalled(service) -> None:
     """Run ``service.run()``; SIGINT/SIGTERM set ``service.stop`` for a clean finish."""
+
+    metrics.serve(settings.METRICS_PORT)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -1,0 +1,194 @@
+"""Prometheus metrics of the whole system, and the registry ``GET /metrics`` serves.
+
+Web, relay and workers are several processes, so metrics live in
+prometheus-client's multiprocess mode: whoever starts the processes sets
+``PROMETHEUS_MULTIPROC_DIR`` (an empty folder) in their environment, each
+process writes its samples there, and the web's ``/metrics`` adds them up
+(https://prometheus.github.io/client_python/multiprocess/). Without it, each
+process keeps its own (the relay and workers may then serve theirs on
+``METRICS_PORT``).
+
+Names follow https://prometheus.io/docs/practices/naming/: base units
+(seconds), ``_total`` on counters, and only **bounded** labels: an event
+type, a consumer, a durable, a hop, a route. Never an order id or a SKU.
+
+Figures read from PostgreSQL (outbox depth, oldest unpublished event, dead
+letters waiting) are computed when scraped, by ``DatabaseCollector``.
+JetStream's pending counts per durable are sampled every second by the relay,
+which is connected to NATS anyway (``events.observe.sample_consumers``): the
+web never talks to NATS while serving, and a scrape never waits on it.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+# Seconds: from a fraction of a millisecond (one hop on an idle system) to a minute (a backlog draining).
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+# --- the outbox and the relay
+RECORDED = Counter("events_recorded_total", "Events committed to the outbox, by type.", ["type"])
+PUBLISHED = Counter("events_published_total", "Events the relay published and JetStream acknowledged.", ["type"])
+PUBLISH_FAILURES = Counter("events_publish_failures_total", "Outbox rows the relay could not get acknowledged.")
+RELAY_LAG = Histogram(
+    "events_relay_lag_seconds", "Seconds from an event's commit to its publication (commit → publish).",
+    ["type"], buckets=LATENCY_BUCKETS,
+)  # fmt: skip
+
+# --- consumers
+CONSUMED = Counter("events_consumed_total", "Events a consumer applied and committed.", ["consumer", "type"])
+HANDLER_FAILURES = Counter("events_handler_failures_total", "Handler runs that raised.", ["consumer", "type"])
+HANDLER_DURATION = Histogram(
+    "events_handler_duration_seconds", "Seconds a consumer's handlers took on one event.",
+    ["consumer", "type"], buckets=LATENCY_BUCKETS,
+)  # fmt: skip
+BATCH_SIZE = Histogram("events_batch_size", "Messages per fetched batch.", ["consumer"], buckets=BATCH_BUCKETS)
+BATCH_DURATION = Histogram(
+    "events_batch_duration_seconds", "Seconds from fetching a batch to settling it (consumer start → ack).",
+    ["consumer"], buckets=LATENCY_BUCKETS,
+)  # fmt: skip
+QUEUE_WAIT = Histogram(
+    "events_queue_wait_seconds", "Seconds a message waited in JetStream before a worker fetched it (publish → start).",
+    ["consumer"], buckets=LATENCY_BUCKETS,
+)  # fmt: skip
+APPLY_LAG = Histogram(
+    "events_apply_lag_seconds", "Seconds from an event's commit to the commit of a consumer that applied it.",
+    ["consumer"], buckets=LATENCY_BUCKETS,
+)  # fmt: skip
+REDELIVERIES = Counter("events_redeliveries_total", "Messages delivered more than once.", ["consumer"])
+DEAD_LETTERS = Counter("events_dead_letters_total", "Messages parked in the dead-letter store.", ["consumer"])
+REPLAYS = Counter("events_dead_letter_replays_total", "Dead letters published again by staff.", ["consumer"])
+
+# --- JetStream, sampled by the relay ("mostrecent": the latest sample of any process wins)
+JS_PENDING = Gauge(
+    "events_jetstream_pending_messages", "Messages of a durable consumer not yet delivered.",
+    ["stream", "durable"], multiprocess_mode="mostrecent",
+)  # fmt: skip
+JS_ACK_PENDING = Gauge(
+    "events_jetstream_ack_pending_messages", "Messages delivered to a durable consumer and not yet acknowledged.",
+    ["stream", "durable"], multiprocess_mode="mostrecent",
+)  # fmt: skip
+JS_SAMPLED = Gauge(
+    "events_jetstream_sampled_timestamp_seconds", "When the JetStream figures were last read (Unix time).",
+    multiprocess_mode="mostrecent",
+)  # fmt: skip
+
+# --- the web tier
+HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
+HTTP_DURATION = Histogram(
+    "http_request_duration_seconds", "Seconds to answer an HTTP request.", ["method", "route"], buckets=LATENCY_BUCKETS
+)
+# The storefront's near cache of stock levels and its websockets call these through the functions below.
+CACHE_HITS = Counter("stock_cache_hits_total", "Stock level reads answered by the near cache.")
+CACHE_MISSES = Counter("stock_cache_misses_total", "Stock level reads the near cache could not answer.")
+CACHE_STALENESS = Histogram(
+    "stock_cache_staleness_seconds", "Seconds from a stock change (event time) to its near-cache update.",
+    buckets=LATENCY_BUCKETS,
+)  # fmt: skip
+WEBSOCKETS = Gauge("websocket_connections", "Open websocket connections.", multiprocess_mode="livesum")
+
+
+def cache_hit(count: int = 1) -> None:
+    """Count stock level reads the near cache answered."""
+    CACHE_HITS.inc(count)
+
+
+def cache_miss(count: int = 1) -> None:
+    """Count stock level reads the near cache could not answer."""
+    CACHE_MISSES.inc(count)
+
+
+def cache_updated(staleness_seconds: float) -> None:
+    """Record how old a stock change was when the near cache took it."""
+    CACHE_STALENESS.observe(max(0.0, staleness_seconds))
+
+
+def websocket_opened() -> None:
+    """Count an open websocket."""
+    WEBSOCKETS.inc()
+
+
+def websocket_closed() -> None:
+    """Count a closed websocket."""
+    WEBSOCKETS.dec()
+
+
+class DatabaseCollector:
+    """The outbox and the dead-letter store, read from PostgreSQL at scrape time."""
+
+    OUTBOX = """
+        SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(occurred_at)), 0)
+        FROM events_storedevent WHERE published_at IS NULL
+    """
+    WAITING = "SELECT count(*) FROM events_deadletter WHERE replayed_at IS NULL"
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            # The partial index on unpublished rows keeps this cheap whatever the size of the log.
+            cursor.execute(self.OUTBOX)
+            depth, oldest = cursor.fetchone()
+            cursor.execute(self.WAITING)
+            (waiting,) = cursor.fetchone()
+        yield GaugeMetricFamily("events_outbox_depth", "Events committed and not yet published.", value=depth)
+        yield GaugeMetricFamily(
+            "events_outbox_oldest_age_seconds",
+            "Age of the oldest unpublished event (0 when none).",
+            value=float(oldest),
+        )
+        yield GaugeMetricFamily("events_dead_letters_waiting", "Dead letters not replayed yet.", value=waiting)
+
+
+class _ThisProcess:
+    """The metrics of this process alone (when not in multiprocess mode)."""
+
+    def collect(self):
+        return REGISTRY.collect()
+
+
+def multiprocess_dir() -> str | None:
+    """Return the folder the processes share their samples in, if multiprocess mode is on."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return path if path and os.path.isdir(path) else None
+
+
+def forget_dead_processes(path: str) -> None:
+    """Remove the live-gauge files of processes that are gone (a restarted worker keeps no open sockets)."""
+    for name in glob.glob(os.path.join(path, "gauge_live*_*.db")):
+        pid = int(name.rsplit("_", 1)[1].removesuffix(".db"))
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os.remove(name)
+        except PermissionError:
+            pass
+
+
+def registry(*, database: bool = True) -> CollectorRegistry:
+    """Return a registry of every process's metrics, plus the database's figures."""
+    result = CollectorRegistry()
+    path = multiprocess_dir()
+    if path:
+        forget_dead_processes(path)
+        MultiProcessCollector(result, path)
+    else:
+        result.register(_ThisProcess())
+    if database:
+        result.register(DatabaseCollector())
+    return result
+
+
+def serve(port: int) -> None:
+    """Serve this process's metrics on ``port`` (0: don't), for a relay or worker not behind the web's /metrics."""
+    if port:
+        from prometheus_client import start_http_server
+
+        start_http_server(port, registry=registry(database=False))

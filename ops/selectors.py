@@ -1,0 +1,113 @@
+"""What the ops page shows: figures from the metrics registry, recent orders' hops, dead letters."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+from django.db import connection
+
+from events import metrics
+from events.models import DeadLetter
+
+# An order's path through the system, and the timestamp each step leaves in the event tables:
+# OrderPlaced committed (occurred_at) → published (published_at) → inventory starts (receipt)
+# → StockReserved/Rejected committed → published → shop starts (receipt) → OrderConfirmed/Rejected committed.
+HOPS = ["relay (placed)", "queue (inventory)", "inventory", "relay (reserved)", "queue (shop)", "shop"]
+RECENT_HOPS = """
+    WITH decided AS (
+        SELECT correlation_id, type, occurred_at FROM events_storedevent
+        WHERE type IN ('OrderConfirmed', 'OrderRejected') ORDER BY seq DESC LIMIT %s
+    )
+    SELECT d.correlation_id, d.type, p.occurred_at, p.published_at, pi.processed_at,
+           r.occurred_at, r.published_at, ps.processed_at, d.occurred_at
+    FROM decided d
+    JOIN events_storedevent p ON p.correlation_id = d.correlation_id AND p.type = 'OrderPlaced'
+    JOIN events_storedevent r ON r.correlation_id = d.correlation_id
+         AND r.type IN ('StockReserved', 'StockReservationRejected')
+    JOIN events_processedevent pi ON pi.consumer = 'inventory' AND pi.event_id = p.event_id
+    JOIN events_processedevent ps ON ps.consumer = 'shop' AND ps.event_id = r.event_id
+    ORDER BY d.occurred_at
+"""
+
+
+def recent_order_hops(limit: int) -> list[dict]:
+    """Return, for the last ``limit`` orders confirmed or rejected, the seconds spent in each hop."""
+    with connection.cursor() as cursor:
+        cursor.execute(RECENT_HOPS, [limit])
+        rows = cursor.fetchall()
+    result = []
+    for order_id, decision, *stamps in rows:
+        if None in stamps:
+            continue
+        seconds = [max(0.0, (b - a).total_seconds()) for a, b in zip(stamps, stamps[1:], strict=False)]
+        result.append({"order": order_id, "outcome": "confirmed" if decision == "OrderConfirmed" else "rejected",
+                       "hops": dict(zip(HOPS, seconds, strict=True)), "total": sum(seconds)})  # fmt: skip
+    return result
+
+
+def dead_letters(limit: int = 20) -> list[dict]:
+    """Return the newest dead letters, waiting ones first."""
+    rows = DeadLetter.objects.order_by("replayed_at", "-created_at")[:limit]
+    return [
+        {"id": d.id, "consumer": d.consumer, "subject": d.subject, "error": d.error[:300], "deliveries": d.deliveries,
+         "created_at": d.created_at.isoformat(), "replayed_at": d.replayed_at.isoformat() if d.replayed_at else None}
+        for d in rows
+    ]  # fmt: skip
+
+
+def _samples() -> dict[str, list]:
+    """Return every sample of the aggregated registry, by sample name."""
+    found: dict[str, list] = defaultdict(list)
+    for family in metrics.registry().collect():
+        for sample in family.samples:
+            found[sample.name].append(sample)
+    return found
+
+
+def _total(samples, name: str, **labels: str) -> float:
+    return sum(s.value for s in samples.get(name, []) if all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+def _buckets(samples, name: str, **labels: str) -> list[list]:
+    """Return a histogram's cumulative buckets [[le, count], ...], summed over processes and other labels."""
+    counts: dict[float, float] = defaultdict(float)
+    for s in samples.get(name + "_bucket", []):
+        if all(s.labels.get(k) == v for k, v in labels.items()):
+            counts[float(s.labels["le"])] += s.value
+    return [[le if le != float("inf") else "+Inf", n] for le, n in sorted(counts.items())]
+
+
+def figures() -> dict:
+    """Return the live figures of the ops page: counters (the page turns them into rates), gauges, buckets."""
+    s = _samples()
+    pending = {
+        x.labels["durable"]: {"pending": x.value, "ack_pending": _total(s, "events_jetstream_ack_pending_messages",
+                                                                      durable=x.labels["durable"])}
+        for x in s.get("events_jetstream_pending_messages", [])
+    }  # fmt: skip
+    return {
+        "at": time.time(),
+        "counters": {
+            "placed": _total(s, "events_recorded_total", type="OrderPlaced"),
+            "confirmed": _total(s, "events_recorded_total", type="OrderConfirmed"),
+            "rejected": _total(s, "events_recorded_total", type="OrderRejected"),
+            "published": _total(s, "events_published_total"),
+            "consumed": _total(s, "events_consumed_total"),
+            "dead_letters": _total(s, "events_dead_letters_total"),
+            "cache_hits": _total(s, "stock_cache_hits_total"),
+            "cache_misses": _total(s, "stock_cache_misses_total"),
+        },
+        "latency": {
+            "confirmed": _buckets(s, "shop_order_latency_seconds", outcome="confirmed"),
+            "rejected": _buckets(s, "shop_order_latency_seconds", outcome="rejected"),
+        },
+        "pending": pending,
+        "jetstream_sampled_at": _total(s, "events_jetstream_sampled_timestamp_seconds"),
+        "outbox": {
+            "depth": _total(s, "events_outbox_depth"),
+            "oldest_age": _total(s, "events_outbox_oldest_age_seconds"),
+        },
+        "dead_letters_waiting": _total(s, "events_dead_letters_waiting"),
+        "websockets": _total(s, "websocket_connections"),
+    }

@@ -1,0 +1,119 @@
+"""The ops page and its figures: staff only, JSON that the page draws, replay refusals, /metrics."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.utils import timezone
+
+from accounts.tokens import token_issue
+from events.models import DeadLetter, ProcessedEvent, StoredEvent
+from ops import selectors
+
+pytestmark = pytest.mark.django_db
+
+
+def user(username: str, *, is_staff: bool):
+    return get_user_model().objects.create_user(username, is_staff=is_staff)
+
+
+@pytest.fixture
+def staff() -> Client:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user("boss", is_staff=True))
+    return client
+
+
+def test_the_page_is_for_staff_only(client, staff):
+    response = client.get("/ops/")
+    assert response.status_code == 302 and response["Location"].startswith("/staff/login/")
+    client.force_login(user("shopper", is_staff=False))
+    assert client.get("/ops/").status_code == 302
+    page = staff.get("/ops/")
+    assert page.status_code == 200
+    for chart in ["orders", "latency", "pending", "outbox", "outbox-age", "cache", "hops", "dead-letters"]:
+        assert f'id="{chart}"' in page.content.decode()
+    assert 'id="ops-hops"' in page.content.decode()
+
+
+def test_the_figures_are_for_staff_only(client):
+    assert client.get("/ops/figures").status_code == 401
+    client.force_login(user("shopper", is_staff=False))
+    assert client.get("/ops/figures").status_code == 403
+    user("robot", is_staff=True)
+    answer = Client().get("/ops/figures", HTTP_AUTHORIZATION=f"Bearer {token_issue(username='robot')}")
+    assert answer.status_code == 200
+
+
+def test_the_figures_hold_what_the_page_draws(staff):
+    DeadLetter.objects.create(consumer="inventory", subject="shop.order.placed", data=b"{", error="cannot decode",
+                              deliveries=1)  # fmt: skip
+    body = staff.get("/ops/figures").json()
+    assert set(body) >= {"at", "counters", "latency", "pending", "outbox", "hops", "dead_letters", "websockets"}
+    assert set(body["counters"]) >= {"placed", "confirmed", "rejected", "dead_letters", "cache_hits", "cache_misses"}
+    assert body["outbox"] == {"depth": 0, "oldest_age": 0}
+    assert body["dead_letters_waiting"] == 1
+    assert [(d["consumer"], d["error"], d["replayed_at"]) for d in body["dead_letters"]] == [
+        ("inventory", "cannot decode", None)
+    ]
+
+
+def test_replay_refuses_unknown_and_replayed_letters_and_session_writes_without_csrf(staff):
+    letter = DeadLetter.objects.create(consumer="shop", subject="x.y", data=b"{}", error="e", deliveries=1,
+                                       replayed_at=timezone.now())  # fmt: skip
+    token = staff.get("/ops/").cookies["csrftoken"].value
+    assert staff.post("/ops/dead-letters/999999/replay", HTTP_X_CSRFTOKEN=token).status_code == 404
+    replayed = staff.post(f"/ops/dead-letters/{letter.id}/replay", HTTP_X_CSRFTOKEN=token)
+    assert (replayed.status_code, replayed.json()["error"]["code"]) == (409, "already_replayed")
+    assert staff.post(f"/ops/dead-letters/{letter.id}/replay").status_code == 403  # no CSRF token
+    assert staff.get(f"/ops/dead-letters/{letter.id}/replay").status_code == 405
+
+
+def stored(type_: str, correlation_id: str, at, published, cause=None) -> StoredEvent:
+    return StoredEvent.objects.create(
+        event_id=uuid.uuid4(), type=type_, version=1, subject="s", aggregate_id=correlation_id,
+        correlation_id=correlation_id, causation_id=cause, occurred_at=at, payload=b"{}", published_at=published,
+    )  # fmt: skip
+
+
+def test_the_hops_of_an_order_come_from_its_events_and_receipts():
+    t0 = timezone.now()
+    ms = lambda n: t0 + timedelta(milliseconds=n)  # noqa: E731
+    placed = stored("OrderPlaced", "o-1", t0, ms(5))
+    ProcessedEvent.objects.create(consumer="inventory", event_id=placed.event_id)
+    ProcessedEvent.objects.filter(event_id=placed.event_id).update(processed_at=ms(7))
+    reserved = stored("StockReserved", "o-1", ms(17), ms(20), str(placed.event_id))
+    ProcessedEvent.objects.create(consumer="shop", event_id=reserved.event_id)
+    ProcessedEvent.objects.filter(event_id=reserved.event_id).update(processed_at=ms(21))
+    stored("OrderConfirmed", "o-1", ms(25), None, str(reserved.event_id))
+    stored("OrderPlaced", "o-2", ms(30), None)  # not decided yet: not drawn
+
+    (order,) = selectors.recent_order_hops(10)
+    assert order["order"] == "o-1" and order["outcome"] == "confirmed"
+    assert {k: round(v * 1000) for k, v in order["hops"].items()} == {
+        "relay (placed)": 5, "queue (inventory)": 2, "inventory": 10,
+        "relay (reserved)": 3, "queue (shop)": 1, "shop": 4,
+    }  # fmt: skip
+    assert round(order["total"] * 1000) == 25
+
+
+def test_metrics_answer_in_prometheus_text_format(client):
+    answer = client.get("/metrics")
+    assert answer.status_code == 200 and answer["Content-Type"].startswith("text/plain")
+    assert b"events_outbox_depth 0.0" in answer.content
+
+
+def test_replay_while_nats_is_unreachable_answers_503_and_changes_nothing(staff, settings):
+    from events.embedded import free_port
+
+    settings.NATS_URL = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
+    letter = DeadLetter.objects.create(consumer="shop", subject="x.y", data=b"{}", error="e", deliveries=1)
+    token = staff.get("/ops/").cookies["csrftoken"].value
+    answer = staff.post(f"/ops/dead-letters/{letter.id}/replay", HTTP_X_CSRFTOKEN=token)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (503, "nats_unavailable")
+    letter.refresh_from_db()
+    assert letter.replayed_at is None

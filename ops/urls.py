@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+app_name = "ops"
+urlpatterns = [
+    path("", views.page, name="page"),
+    path("figures", views.figures, name="figures"),
+    path("dead-letters/<int:dead_letter_id>/replay", views.replay, name="replay"),
+]

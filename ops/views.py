@@ -1,0 +1,53 @@
+"""The ops page (staff), its live figures as JSON, dead-letter replay, and ``GET /metrics``."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import user_passes_test
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from accounts.auth import staff_required
+from config.api import ApiError, api_view
+from events import metrics
+from events.models import DeadLetter
+
+from . import selectors
+from .services import AlreadyReplayed, ReplayUnavailable, dead_letter_replay
+
+
+def prometheus(request: HttpRequest) -> HttpResponse:
+    """Answer Prometheus: every process's metrics (multiprocess mode) and the database's figures."""
+    return HttpResponse(generate_latest(metrics.registry()), content_type=CONTENT_TYPE_LATEST)
+
+
+@user_passes_test(lambda user: user.is_active and user.is_staff)  # else to the staff login page
+def page(request: HttpRequest) -> HttpResponse:
+    return render(request, "ops/page.html", {"hops": selectors.HOPS})
+
+
+@api_view("GET")
+@staff_required
+def figures(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        {
+            **selectors.figures(),
+            "hops": selectors.recent_order_hops(settings.OPS_RECENT_ORDERS),
+            "dead_letters": selectors.dead_letters(),
+        }
+    )
+
+
+@api_view("POST")
+@staff_required
+def replay(request: HttpRequest, dead_letter_id: int) -> JsonResponse:
+    try:
+        letter = dead_letter_replay(dead_letter_id=dead_letter_id)
+    except DeadLetter.DoesNotExist:
+        raise ApiError(404, "not_found", "no such dead letter") from None
+    except AlreadyReplayed:
+        raise ApiError(409, "already_replayed", "this dead letter was replayed already") from None
+    except ReplayUnavailable as exc:
+        raise ApiError(503, "nats_unavailable", str(exc)) from None
+    return JsonResponse({"id": letter.id, "replayed_at": letter.replayed_at.isoformat()}, status=202)

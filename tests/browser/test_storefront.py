@@ -1,0 +1,199 @@
+"""The storefront in a real browser: live stock between shoppers, checkout to a live order page, the guarded parts.
+
+Given real web processes (WSGI pages, ASGI websockets), relay, workers, NATS and
+PostgreSQL, when shoppers click through chromium, then what each of them sees.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from events.models import StoredEvent
+from inventory.services import stock_receive
+from shop.models import Order, StockLevel
+from tests.pipeline import wait_for
+
+pytestmark = pytest.mark.pipeline
+
+
+def open_product(page, base: str, sku: str) -> None:
+    """Open a product page and wait until its stock socket is open."""
+    page.goto(f"{base}/products/{sku}/")
+    page.wait_for_selector("#live-state[data-state=open]")
+
+
+def buy(page, base: str, sku: str, quantity: int, email: str = "ann@example.org") -> str:
+    """Add to the cart and check out through the forms; return the order page's URL."""
+    page.goto(f"{base}/products/{sku}/")
+    page.fill("#id_quantity", str(quantity))
+    page.click("button:has-text('Add to cart')")
+    page.wait_for_url("**/cart/")
+    page.click("a:has-text('Checkout')")
+    page.fill("#id_email", email)
+    page.click("button:has-text('Place order')")
+    page.wait_for_url("**/orders/*/")
+    return page.url
+
+
+def wait_available(page, sku: str, available: int) -> float:
+    """Wait until the page's badge of ``sku`` shows ``available`` (without reloading); return when, as epoch time."""
+    page.wait_for_function(
+        "([sku, n]) => document.querySelector(`[data-sku='${sku}'][data-version]`)?.dataset.available === String(n)",
+        arg=[sku, available],
+    )
+    return time.time()
+
+
+def last_level_change(sku: str):
+    return StoredEvent.objects.filter(type="StockLevelChanged", aggregate_id=sku).latest("seq").occurred_at
+
+
+def projected(sku: str, available: int) -> None:
+    wait_for(lambda: StockLevel.objects.filter(sku=sku, available=available).exists(), message=f"{sku} projected")
+
+
+def test_a_purchase_in_one_window_changes_the_badge_in_another_within_two_seconds(shop, contexts, make_product):
+    make_product("LIVE-A", stock=10)
+    projected("LIVE-A", 10)
+    watcher, buyer = contexts(), contexts()
+    open_product(watcher, shop.web, "LIVE-A")
+    assert watcher.inner_text("#stock .badge") == "10 available"
+
+    buy(buyer, shop.web, "LIVE-A", 3)
+    seen_at = wait_available(watcher, "LIVE-A", 7)
+
+    lag = seen_at - last_level_change("LIVE-A").timestamp()
+    print(f"stock change → badge in the other window: {lag * 1000:.0f} ms")
+    assert lag < 2
+    assert watcher.inner_text("#stock .badge") == "7 available"
+
+
+def test_the_same_with_two_web_processes_buyer_on_one_watcher_on_the_other(
+    pipeline, static_files, contexts, make_product
+):
+    make_product("LIVE-B", stock=10)
+    pipeline.start()
+    one, other = pipeline.live(1, *static_files), pipeline.live(1, *static_files)
+    projected("LIVE-B", 10)
+    watcher, buyer = contexts(), contexts()
+    open_product(watcher, other, "LIVE-B")
+
+    buy(buyer, one, "LIVE-B", 4)
+    seen_at = wait_available(watcher, "LIVE-B", 6)
+
+    lag = seen_at - last_level_change("LIVE-B").timestamp()
+    print(f"stock change → badge, across processes: {lag * 1000:.0f} ms")
+    assert lag < 2
+
+
+def page_timeline(page) -> list[tuple[str, str]]:
+    items = page.query_selector_all("#timeline li[data-event-id]")
+    return [(li.get_attribute("data-event-id"), li.get_attribute("data-type")) for li in items]
+
+
+def stored_timeline(order_id: str) -> list[tuple[str, str]]:
+    return [(str(t.event_id), t.type) for t in Order.objects.get(id=order_id).timeline.all()]
+
+
+def test_checkout_ends_on_a_live_order_page_confirmed_or_rejected_with_the_reason(
+    shop, contexts, make_product, screenshots
+):
+    make_product("LIVE-C", stock=5, price="14.50")
+    projected("LIVE-C", 5)
+    page = contexts()
+    page.goto(shop.web + "/")
+    page.screenshot(path=screenshots / "catalog.png", full_page=True)
+    open_product(page, shop.web, "LIVE-C")
+    page.screenshot(path=screenshots / "product.png", full_page=True)
+
+    url = buy(page, shop.web, "LIVE-C", 2)
+    page.wait_for_selector("#order[data-status=confirmed]")
+    order_id = url.rstrip("/").rsplit("/", 1)[1]
+    page.wait_for_function("document.querySelectorAll('#timeline li').length === 3")
+    assert page_timeline(page) == stored_timeline(order_id)
+    assert [t for _, t in page_timeline(page)] == ["OrderPlaced", "StockReserved", "OrderConfirmed"]
+    assert "ms" in page.inner_text("#timeline")
+    page.screenshot(path=screenshots / "order-confirmed.png", full_page=True)
+
+    url = buy(page, shop.web, "LIVE-C", 4)  # 3 left
+    page.wait_for_selector("#order[data-status=rejected]")
+    assert "not enough stock for LIVE-C" in page.inner_text("#order-reason")
+    order_id = url.rstrip("/").rsplit("/", 1)[1]
+    page.wait_for_function("document.querySelectorAll('#timeline li').length === 3")
+    assert page_timeline(page) == stored_timeline(order_id)
+    page.screenshot(path=screenshots / "order-rejected.png", full_page=True)
+
+    page.goto(shop.web + "/orders/")
+    assert page.locator("tbody tr").count() == 2
+
+
+def test_a_foreign_origin_cannot_open_a_socket_and_staff_pages_need_a_staff_login(shop, contexts, make_product):
+    make_product("LIVE-D", stock=8)
+    projected("LIVE-D", 8)
+    socket_url = shop.live.replace("http://", "ws://") + "/ws/stock/"
+    opens = "url => new Promise(done => { const ws = new WebSocket(url); ws.onopen = () => done('open'); ws.onclose = () => done('refused'); })"  # noqa: E501
+
+    evil = contexts()
+    evil.route("http://evil.test/**", lambda route: route.fulfill(body="<html><body>elsewhere</body></html>", content_type="text/html"))  # fmt: skip  # noqa: E501
+    evil.goto("http://evil.test/")
+    assert evil.evaluate(opens, socket_url) == "refused"
+    evil.goto(shop.web + "/")
+    assert evil.evaluate(opens, socket_url) == "open"
+
+    visitor = contexts()
+    visitor.goto(shop.web + "/staff/")
+    assert "/staff/login/?next=/staff/" in visitor.url
+    visitor.goto(shop.web + "/staff/events/")
+    assert "/staff/login/" in visitor.url
+
+    get_user_model().objects.create_user("clerk", password="clerk-pass", is_staff=True)
+    staff = visitor
+    staff.goto(shop.web + "/staff/login/?next=/staff/")
+    staff.fill("#id_username", "clerk")
+    staff.fill("#id_password", "clerk-pass")
+    staff.click("button:has-text('Log in')")
+    staff.wait_for_url(shop.web + "/staff/")
+    staff.wait_for_selector("#live-state[data-state=open]")
+    row = "tr[data-row-sku='LIVE-D']"
+    assert staff.inner_text(f"{row} [data-field=available]") == "8"
+
+    buy(contexts(), shop.web, "LIVE-D", 3)
+    staff.wait_for_function(f"document.querySelector(\"{row} [data-field=reserved]\").textContent === '3'")
+    assert staff.inner_text(f"{row} [data-field=available]") == "5"
+
+    staff.fill("#restock-LIVE-D", "10")
+    staff.click(f"{row} button:has-text('Restock')")
+    staff.wait_for_function(f"document.querySelector(\"{row} [data-field=on_hand]\").textContent === '18'")
+    assert "Received 10 × LIVE-D" in staff.inner_text(".messages")
+
+    staff.goto(shop.web + "/staff/events/?type=OrderPlaced")
+    staff.click("td a")
+    staff.wait_for_selector("#chain")
+    types = [t.strip() for t in staff.locator("#chain tbody td:first-child strong").all_inner_texts()]
+    assert types[:2] == ["OrderPlaced", "StockReserved"] and "OrderConfirmed" in types
+
+
+def test_a_page_whose_socket_dropped_reconnects_and_shows_what_changed_meanwhile(
+    pipeline, static_files, contexts, make_product
+):
+    make_product("LIVE-E", stock=10)
+    pipeline.start()
+    live = pipeline.live(1, *static_files)
+    port = int(live.rsplit(":", 1)[1])
+    web = pipeline.web(1, *static_files, LIVE_WS_PORT=str(port))
+    projected("LIVE-E", 10)
+    watcher = contexts()
+    open_product(watcher, web, "LIVE-E")
+
+    asgi = next(proc for proc in pipeline.procs if proc.name == "live")
+    asgi.stop()  # the ASGI process goes away: the page's socket drops
+    watcher.wait_for_selector("#live-state[data-state=closed]")
+    stock_receive(sku="LIVE-E", quantity=5)
+    projected("LIVE-E", 15)
+    pipeline.live(1, *static_files, port=port)
+
+    watcher.wait_for_selector("#live-state[data-state=open]")
+    wait_available(watcher, "LIVE-E", 15)

@@ -1,0 +1,114 @@
+"""The Prometheus and Grafana files of docker-compose, checked without Docker.
+
+Docker does not run on the development machines, so the files are checked
+statically: they parse, Prometheus scrapes every process of the topology where
+it serves its metrics, and every dashboard query names a metric the code exports.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from events import metrics
+
+BASE = Path(__file__).resolve().parent.parent
+DEPLOY = BASE / "deploy"
+# PromQL words that are not metric names.
+PROMQL = {
+    "sum", "max", "min", "avg", "rate", "increase", "irate", "histogram_quantile", "by", "without", "time",
+    "count", "le", "on", "ignoring", "and", "or", "unless", "offset", "clamp_min", "clamp_max", "abs",
+}  # fmt: skip
+
+
+def load_yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def exported_names() -> set[str]:
+    """Return every sample name the code can export (counters' _total, histograms' _bucket/_sum/_count)."""
+    import shop.metrics  # noqa: F401 - its metrics join the registry when imported
+
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
+    names = set()
+    for family in metrics.registry().collect():
+        names |= {family.name + suffix for suffix in suffixes[family.type]}
+    return names
+
+
+def metric_names(expr: str) -> set[str]:
+    """Return the metric names a PromQL expression reads."""
+    expr = re.sub(r"\{[^}]*\}", "", expr)  # label matchers
+    expr = re.sub(r"\b(by|without)\s*\([^)]*\)", "", expr)  # grouping labels
+    expr = re.sub(r"\[[^\]]*\]", "", expr)  # ranges
+    words = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr))
+    return {w for w in words if w not in PROMQL}
+
+
+def dashboard_queries() -> list[str]:
+    exprs = []
+    for path in (DEPLOY / "grafana" / "dashboards").glob("*.json"):
+        for panel in json.loads(path.read_text())["panels"]:
+            exprs += [target["expr"] for target in panel["targets"]]
+    return exprs
+
+
+@pytest.mark.django_db
+def test_every_dashboard_query_names_a_metric_the_code_exports():
+    exported = exported_names()
+    queries = dashboard_queries()
+    assert len(queries) >= 20
+    for expr in queries:
+        names = metric_names(expr)
+        assert names, expr
+        assert names <= exported, f"{expr}: {names - exported} not exported"
+
+
+def test_the_issue_figures_are_on_the_dashboard():
+    read = set().union(*(metric_names(e) for e in dashboard_queries()))
+    wanted = {
+        "events_recorded_total", "shop_order_latency_seconds_bucket", "events_jetstream_pending_messages",
+        "events_outbox_depth", "events_outbox_oldest_age_seconds", "events_dead_letters_total",
+        "stock_cache_hits_total", "events_relay_lag_seconds_bucket", "events_queue_wait_seconds_bucket",
+    }  # fmt: skip
+    assert wanted <= read, wanted - read
+
+
+def test_prometheus_scrapes_every_process_where_it_serves_metrics():
+    compose = load_yaml(BASE / "docker-compose.yml")["services"]
+    jobs = {job["job_name"]: job for job in load_yaml(DEPLOY / "prometheus" / "prometheus.yml")["scrape_configs"]}
+    assert set(jobs) == {"web", "relay", "workers"}
+    for job in jobs.values():
+        (sd,) = job["dns_sd_configs"]
+        (service,) = sd["names"]
+        assert service in compose, service
+        assert job.get("metrics_path", "/metrics") == "/metrics"
+        env = compose[service]["environment"]
+        if service == "web":  # the Django view of config/urls.py, on granian's port
+            assert sd["port"] == 8000 and "--port 8000" in " ".join(compose[service]["command"])
+            assert env["PROMETHEUS_MULTIPROC_DIR"] in " ".join(compose[service]["command"])
+        else:  # prometheus_client's own server, started by the command when METRICS_PORT is set
+            assert int(env["METRICS_PORT"]) == sd["port"]
+    from django.urls import resolve
+
+    assert resolve("/metrics").func.__name__ == "prometheus"
+
+
+def test_grafana_is_provisioned_with_the_dashboard_and_its_data_source():
+    compose = load_yaml(BASE / "docker-compose.yml")["services"]
+    sources = load_yaml(DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml")["datasources"]
+    providers = load_yaml(DEPLOY / "grafana" / "provisioning" / "dashboards" / "event-shop.yml")["providers"]
+    (source,) = sources
+    assert source["url"] == "http://prometheus:9090" and "prometheus" in compose
+    mounts = dict(volume.split(":")[:2] for volume in compose["grafana"]["volumes"])
+    assert mounts["./deploy/grafana/dashboards"] == providers[0]["options"]["path"]
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    assert "./deploy/prometheus/prometheus.yml" in compose["prometheus"]["volumes"][0]
+    for path in (DEPLOY / "grafana" / "dashboards").glob("*.json"):
+        for panel in json.loads(path.read_text())["panels"]:
+            assert panel["datasource"]["uid"] == source["uid"]
+            assert all(target["datasource"]["uid"] == source["uid"] for target in panel["targets"])

@@ -1,0 +1,215 @@
+"""Live stock and orders through real processes: inventory → relay → NATS → ASGI web process → websocket."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from contextlib import ExitStack
+from urllib.parse import urlparse
+
+import pytest
+from django.utils import timezone
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from events.embedded import EmbeddedNats
+from inventory.services import stock_receive
+from shop import live
+from shop.models import Order, StockLevel
+from shop.services import LineRequest, order_place
+from tests.pipeline import Pipeline, wait_for
+
+
+def ws(base: str, path: str, origin: str | None = None, **kwargs):
+    """Open a websocket to an ASGI web process, as a page of that site would (same Origin)."""
+    url = urlparse(base)
+    return connect(f"ws://{url.netloc}{path}", origin=origin or base, open_timeout=10, **kwargs)
+
+
+def frame(sock, timeout: float = 5) -> dict:
+    return json.loads(sock.recv(timeout=timeout))
+
+
+def test_stock_socket_sends_the_current_level_then_each_change(pipeline, make_product):
+    make_product("LIVE-1", stock=10)
+    pipeline.start()
+    base = pipeline.live()
+    wait_for(lambda: StockLevel.objects.filter(sku="LIVE-1", version=1).exists(), message="the projection")
+    with ws(base, "/ws/stock/") as sock:
+        sock.send(json.dumps({"subscribe": ["LIVE-1", "UNKNOWN-1"]}))
+        first = {f["sku"]: f for f in (frame(sock), frame(sock))}
+        assert first["LIVE-1"] == {"sku": "LIVE-1", "available": 10, "stock_status": "in_stock", "version": 1}
+        assert first["UNKNOWN-1"] == {"sku": "UNKNOWN-1", "available": 0, "stock_status": "sold_out", "version": 0}
+        started = time.monotonic()
+        stock_receive(sku="LIVE-1", quantity=5)
+        change = frame(sock)
+        assert change == {"sku": "LIVE-1", "available": 15, "stock_status": "in_stock", "version": 2}
+        assert time.monotonic() - started < 2
+
+
+def test_bad_frames_get_an_error_frame_and_the_socket_stays_usable(pipeline, make_product, settings):
+    make_product("LIVE-2", stock=3)
+    pipeline.start()
+    base = pipeline.live()
+    bad = [
+        "not json", "[1, 2]", '{"subscribe": []}', '{"subscribe": "LIVE-2"}', '{"subscribe": ["bad sku"]}',
+        '{"subscribe": [42]}', json.dumps({"subscribe": [f"S-{i}" for i in range(settings.LIVE_MAX_SKUS + 1)]}),
+        "[" * 100_000, b"\x00binary",
+    ]  # fmt: skip
+    with ws(base, "/ws/stock/", max_size=2**20) as sock:
+        for text in bad:
+            sock.send(text)
+            answer = frame(sock)
+            assert set(answer) == {"error"} and answer["error"]["code"], (text[:30], answer)
+        sock.send(json.dumps({"subscribe": ["LIVE-2"]}))
+        assert frame(sock)["sku"] == "LIVE-2"
+
+
+def test_sockets_refuse_a_foreign_origin_an_anonymous_staff_client_and_an_unknown_order(pipeline):
+    base = pipeline.live()
+    with pytest.raises(InvalidStatus) as refused:
+        ws(base, "/ws/stock/", origin="http://evil.example")
+    assert refused.value.response.status_code == 403
+    for path in ["/ws/staff/stock/", "/ws/orders/6f1f0f0e-7d4c-4c2b-9a59-0d9c7c0e4d11/", "/ws/nothing/"]:
+        with pytest.raises(InvalidStatus):
+            ws(base, path)
+
+
+def test_order_socket_follows_an_order_and_ends_with_the_timeline_the_database_holds(pipeline, make_product):
+    make_product("LIVE-3", stock=5)
+    pipeline.relay()  # the workers start once the socket is open, so it sees every step
+    base = pipeline.live()
+    order, _ = order_place(email="ann@example.org", lines=[LineRequest("LIVE-3", 2)])
+    seen: list[dict] = []
+    with ws(base, f"/ws/orders/{order.id}/") as sock:
+        snapshot = frame(sock)
+        assert snapshot["type"] == "snapshot" and snapshot["timeline"][0]["type"] == "OrderPlaced"
+        assert snapshot["status"] == "pending"
+        pipeline.workers()
+        while not (snapshot["type"] == "snapshot" and snapshot["status"] == "confirmed"):
+            snapshot = frame(sock, timeout=30)
+            seen.append(snapshot)
+    stored = Order.objects.get(id=order.id)
+    assert stored.status == "confirmed"
+    expected = [{"type": t.type, "at": t.at.isoformat(), "event_id": str(t.event_id), "detail": t.detail}
+                for t in stored.timeline.all()]  # fmt: skip
+    assert snapshot["timeline"] == expected
+    assert [e["type"] for e in expected] == ["OrderPlaced", "StockReserved", "OrderConfirmed"]
+    assert {"StockReserved", "OrderConfirmed"} <= {m["entry"]["type"] for m in seen if m["type"] == "event"}
+
+
+def test_two_asgi_processes_each_push_every_change(pipeline, make_product):
+    make_product("LIVE-4", stock=10)
+    pipeline.start()
+    bases = [pipeline.live(), pipeline.live()]
+    wait_for(lambda: StockLevel.objects.filter(sku="LIVE-4").exists(), message="the projection")
+    with ExitStack() as stack:
+        socks = [stack.enter_context(ws(base, "/ws/stock/")) for base in bases]
+        for sock in socks:
+            sock.send(json.dumps({"subscribe": ["LIVE-4"]}))
+            assert frame(sock)["available"] == 10
+        stock_receive(sku="LIVE-4", quantity=1)
+        assert [frame(sock)["available"] for sock in socks] == [11, 11]
+
+
+@pytest.fixture
+def own_nats(tmp_path):
+    server = EmbeddedNats(tmp_path / "nats")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_the_feed_forgets_its_cache_while_nats_is_away_and_follows_again_after(transactional_db, own_nats, settings):
+    """A web process cannot know what it missed while disconnected: it reads the projection until it is back."""
+    import asyncio
+
+    import nats
+
+    from events.base import encode, new_envelope
+    from shop.inbound import StockLevelChanged
+
+    settings.NATS_URL = own_nats.url
+    cache = live.NearCache(miss_ttl=60)
+    feed = live.Feed(cache)
+    thread = threading.Thread(target=asyncio.run, args=(feed.run(),), daemon=True)
+    thread.start()
+
+    async def publish(version: int) -> None:
+        event = StockLevelChanged(sku="F-1", on_hand=version, reserved=0, available=version, version=version)
+        nc = await nats.connect(own_nats.url)
+        await nc.publish(event.subject(), encode(new_envelope(event, correlation_id=None, causation_id=None),
+                                                 event.to_data()))  # fmt: skip
+        await nc.close()
+
+    try:
+        assert feed.ready.wait(10)
+        asyncio.run(publish(3))
+        wait_for(lambda: cache.get_many(["F-1"])["F-1"].version == 3, 5, "the level in the near cache")
+        asyncio.run(publish(2))  # older: ignored
+        wait_for(lambda: cache.ignored == 1, 5, "the older level to be ignored")
+        assert cache.get_many(["F-1"])["F-1"].available == 3
+        own_nats.stop()
+        wait_for(lambda: not cache.enabled, 10, "the cache to stop caching")
+        assert len(cache) == 0
+        assert cache.get_many(["F-1"])["F-1"].version == 0  # from the (empty) projection, not remembered
+        assert len(cache) == 0
+        own_nats.start()
+        wait_for(lambda: cache.enabled, 30, "the feed to reconnect")
+        asyncio.run(publish(4))
+        wait_for(lambda: cache.get_many(["F-1"])["F-1"].version == 4, 5, "the level after reconnecting")
+        assert cache.hits > 0 and cache.misses > 0 and cache.staleness_count == 3
+    finally:
+        feed.stop()
+        thread.join(10)
+
+
+def test_after_a_nats_outage_every_socket_is_sent_its_levels_again(transactional_db, own_nats, make_product, tmp_path):
+    """The process may have missed changes while NATS was away: its sockets get the current levels anew."""
+    make_product("LIVE-5", stock=0)
+    StockLevel.objects.create(sku="LIVE-5", on_hand=4, reserved=0, available=4, version=3,
+                              changed_at=timezone.now(), updated_at=timezone.now())  # fmt: skip
+    pipe = Pipeline(tmp=tmp_path, nats_url=own_nats.url)
+    try:
+        base = pipe.live()
+        with ws(base, "/ws/stock/") as sock:
+            sock.send(json.dumps({"subscribe": ["LIVE-5"]}))
+            assert frame(sock)["version"] == 3
+            own_nats.stop()
+            StockLevel.objects.filter(sku="LIVE-5").update(available=2, version=4)  # what the process missed
+            own_nats.start()
+            assert frame(sock, timeout=30) == {
+                "sku": "LIVE-5",
+                "available": 2,
+                "stock_status": "low_stock",
+                "version": 4,
+            }
+    finally:
+        pipe.stop()
+
+
+def test_metrics_count_open_sockets_and_near_cache_reads(pipeline, make_product):
+    from tests.test_monitoring import scrape_until, value
+
+    make_product("LIVE-6", stock=10)
+    pipeline.start()
+    base = pipeline.live()
+    wait_for(lambda: StockLevel.objects.filter(sku="LIVE-6").exists(), message="the projection")
+    with ws(base, "/ws/stock/") as sock:
+        sock.send(json.dumps({"subscribe": ["LIVE-6"]}))
+        assert frame(sock)["available"] == 10
+        scrape_until(base, lambda s: value(s, "websocket_connections") == 1, message="one open socket")
+        stock_receive(sku="LIVE-6", quantity=1)
+        assert frame(sock)["available"] == 11
+        with ws(base, "/ws/stock/") as second:  # its first read finds the change in the cache
+            second.send(json.dumps({"subscribe": ["LIVE-6"]}))
+            assert frame(second)["available"] == 11
+            samples = scrape_until(
+                base,
+                lambda s: value(s, "stock_cache_hits_total") >= 1 and value(s, "websocket_connections") == 2,
+                message="a near-cache hit",
+            )
+    assert value(samples, "stock_cache_misses_total") >= 1  # the first read, before any change arrived
+    assert value(samples, "stock_cache_staleness_seconds_count") >= 1
+    scrape_until(base, lambda s: value(s, "websocket_connections") == 0, message="the socket closed")

@@ -1,0 +1,85 @@
+"""Structured logs: one order's story, across web, relay and workers, under one correlation id."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+import pytest
+
+from events import logcontext
+from events.models import StoredEvent
+from shop.models import Order, StockLevel
+from tests.pipeline import wait_for
+
+
+def record(message: str) -> logging.LogRecord:
+    return logging.LogRecord("events.flow", logging.INFO, __file__, 1, message, (), None)
+
+
+def test_lines_carry_the_fields_bound_around_them_in_both_formats():
+    with logcontext.bound(correlation_id="order-1", consumer="inventory", delivery=2):
+        with logcontext.bound(event_id="e-1"):
+            line = json.loads(logcontext.JsonFormatter().format(record("handled OrderPlaced")))
+        console = logcontext.ConsoleFormatter().format(record("handled OrderPlaced"))
+    after = json.loads(logcontext.JsonFormatter().format(record("later")))
+
+    assert line["message"] == "handled OrderPlaced" and line["level"] == "info"
+    fields = (line["correlation_id"], line["event_id"], line["consumer"], line["delivery"])
+    assert fields == ("order-1", "e-1", "inventory", 2)
+    assert console.endswith("handled OrderPlaced correlation_id=order-1 consumer=inventory delivery=2")
+    assert "correlation_id" not in after
+
+
+def test_bind_outside_a_bound_block_does_not_stick():
+    logcontext.bind(correlation_id="stray")
+    assert logcontext.current() == {}
+    with logcontext.bound(request="r"):
+        logcontext.bind(correlation_id="order-2")
+        assert logcontext.current() == {"request": "r", "correlation_id": "order-2"}
+    assert logcontext.current() == {}
+
+
+def json_lines(text: str) -> list[dict]:
+    """Parse the JSON lines of a log (granian's own start/stop lines are not ours)."""
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.pipeline
+def test_every_line_of_one_orders_flow_carries_its_correlation_id(pipeline, make_product):
+    make_product("MUG-1", stock=5)
+    pipeline.extra_env.update(LOG_FORMAT="json", LOG_FLOW="1")
+    pipeline.start()
+    base = pipeline.web()
+
+    body = {"email": "ann@example.org", "lines": [{"sku": "MUG-1", "quantity": 2}]}
+    order_id = httpx.post(f"{base}/api/orders", json=body).json()["id"]
+    wait_for(lambda: Order.objects.get(id=order_id).status == Order.Status.CONFIRMED, message="the confirmation")
+    wait_for(lambda: StockLevel.objects.filter(sku="MUG-1", available=3).exists(), message="the projection")
+    event_ids = {str(e) for e in StoredEvent.objects.filter(correlation_id=order_id).values_list("event_id", flat=True)}
+    assert len(event_ids) == 3  # OrderPlaced, StockReserved, OrderConfirmed
+
+    def flow_lines() -> dict[str, list[dict]]:
+        found: dict[str, list[dict]] = {}
+        for proc in pipeline.procs:
+            lines = json_lines(proc.log_path.read_text())
+            found[proc.name] = [
+                line for line in lines
+                if line.get("event_id") in event_ids or line.get("causation_id") in event_ids
+                or line.get("correlation_id") == order_id or order_id in line["message"]
+            ]  # fmt: skip
+        # Each process had a part: the web recorded the order, the relay published 3 events, workers handled 2.
+        complete = (sum("published" in x["message"] for x in found["relay"]) == 3
+                    and sum("handled" in x["message"] for x in found["workers"]) == 2 and found["web"])  # fmt: skip
+        return found if complete else None
+
+    lines = wait_for(flow_lines, 20, "every process's lines of the order")
+    everything = [line for found in lines.values() for line in found]
+    assert {line["correlation_id"] for line in everything if "correlation_id" in line} == {order_id}
+    assert [line for line in everything if "correlation_id" not in line] == []
+    web = [line["message"] for line in lines["web"]]
+    assert "recorded OrderPlaced" in web and any(m.startswith("POST /api/orders 202") for m in web)
+    handled = [line for line in lines["workers"] if line["message"].startswith("handled")]
+    assert {(line["consumer"], line["delivery"]) for line in handled} == {("inventory", 1), ("shop", 1)}
+    assert all(line["causation_id"] in event_ids for line in handled if line["consumer"] == "shop")
