@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 ORDER_STATUSES = {"pending", "confirmed", "rejected", "cancelled"}
@@ -115,6 +117,33 @@ def page_problem(status: int, text: str, *expected: str) -> str | None:
         return f"HTTP {status}, expected 200"
     missing = [piece for piece in expected if piece not in text]
     return f"the page lacks {missing[0]!r}" if missing else None
+
+
+def form_field(html: str, name: str) -> str | None:
+    """Return the value of the named input of an HTML form (a hidden token, the CSRF token), or None."""
+    found = re.search(rf'<input[^>]*name="{re.escape(name)}"[^>]*>', html)
+    value = re.search(r'value="([^"]*)"', found.group(0)) if found else None
+    return value.group(1) if value else None
+
+
+def form_page_problem(status: int, html: str, *fields: str) -> str | None:
+    """Check a page that holds a form: status 200 and each named field present."""
+    if status != 200:
+        return f"HTTP {status}, expected 200"
+    missing = [name for name in fields if form_field(html, name) is None]
+    return f"the form lacks {missing[0]}" if missing else None
+
+
+ORDER_PAGE = re.compile(r"/orders/([0-9a-f-]{36})/$")
+
+
+def redirect_problem(status: int, location: str, expected: str | re.Pattern) -> str | None:
+    """Check a form's answer: a redirect (302/303) to ``expected`` (a path, or a pattern of one)."""
+    if status not in (302, 303):
+        return f"HTTP {status}, expected a redirect to {getattr(expected, 'pattern', expected)}"
+    path = urlsplit(location).path
+    ok = expected.search(path) if isinstance(expected, re.Pattern) else path == expected
+    return None if ok else f"redirected to {location!r}"
 
 
 def order_placed_problem(status: int, data: Any, lines: list[dict]) -> str | None:

@@ -96,3 +96,17 @@ def test_the_verdict_reads_locusts_csv_and_fails_over_the_error_budget(tmp_path:
     assert "1 of 100 requests failed" in check.verdict_problems(totals, 0.005, invariants_ok=True)[0]
     assert "verify_invariants" in check.verdict_problems(totals, 0.01, invariants_ok=False)[0]
     assert "no request" in check.verdict_problems(check.Totals(0, 0), 0.01, invariants_ok=True)[0]
+
+
+def test_form_fields_are_read_and_a_form_must_redirect_where_it_should():
+    html = (f'<form><input type="hidden" name="csrfmiddlewaretoken" value="abc123">'
+            f'<input type="hidden" name="token" value="{ORDER_ID}" id="id_token"></form>')  # fmt: skip
+    assert check.form_field(html, "csrfmiddlewaretoken") == "abc123"
+    assert check.form_field(html, "token") == ORDER_ID
+    assert check.form_field(html, "email") is None
+    assert check.form_page_problem(200, html, "csrfmiddlewaretoken", "token") is None
+    assert "lacks email" in check.form_page_problem(200, html, "email")
+    assert check.redirect_problem(302, "/cart/", "/cart/") is None
+    assert check.redirect_problem(302, f"/orders/{ORDER_ID}/", check.ORDER_PAGE) is None
+    assert "expected a redirect" in check.redirect_problem(400, "", check.ORDER_PAGE)  # the form came back with errors
+    assert "redirected to '/login/'" in check.redirect_problem(302, "/login/", "/cart/")

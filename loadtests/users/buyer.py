@@ -5,8 +5,9 @@ reported as its own request type ``E2E`` (see ``common.await_final``).
 Now and then a buyer changes their mind and cancels at once (202, or 409
 when the order can no longer be cancelled); that order is not timed.
 
-Checkout through the storefront's HTML forms (session cart, checkout page)
-is a task to add here once those pages exist; today the buyer uses the API.
+Some buyers shop as a person does, through the storefront's HTML forms: the
+product page's "add to cart" form, then the checkout form (each with its
+CSRF token and the session cookie), then the order page it redirects to.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from locust import FastHttpUser, between, task
 
 from loadtests import check
 
-from .common import await_final, catalog, checked, place_order, random_lines
+from .common import await_final, catalog, checked, form_post, place_order, random_lines
 
 REFRESH_EVERY = 10  # orders between two looks at the whole catalog (to see what is in stock)
 
@@ -55,3 +56,16 @@ class Buyer(FastHttpUser):
         if order:
             checked(self, "POST", f"/api/orders/{order['id']}/cancel", check.cancel_problem,
                     name="/api/orders/[id]/cancel")  # fmt: skip
+
+    @task(2)
+    def checkout_through_the_pages(self) -> None:
+        if not self.products:
+            return
+        line = self._lines()[0]
+        product = f"/products/{line['sku']}/"
+        if not form_post(self, product, {"quantity": str(line["quantity"])}, "/cart/", name="/products/[sku]/"):
+            return
+        email = f"{type(self).__name__.lower()}@loadtest.example.org"
+        location = form_post(self, "/checkout/", {"email": email}, check.ORDER_PAGE, keep=("token",))
+        if location:
+            await_final(self, check.ORDER_PAGE.search(location).group(1))

@@ -45,6 +45,28 @@ def page(user: FastHttpUser, path: str, *expected: str, name: str | None = None)
         return not found
 
 
+def form_post(user: FastHttpUser, path: str, data: dict[str, str], expected, keep: tuple[str, ...] = (),
+              name: str | None = None) -> str | None:  # fmt: skip
+    """Fetch the form at ``path``, post ``data`` with its CSRF token (and its ``keep`` fields) back to it.
+
+    The answer must redirect to ``expected`` (a path or a pattern); return
+    where it redirected, or None if a step was wrong (and failed in Locust).
+    """
+    with user.client.get(path, name=name, catch_response=True) as resp:
+        html = resp.text or ""
+        found = check.form_page_problem(resp.status_code, html, "csrfmiddlewaretoken", *keep)
+        resp.failure(found) if found else resp.success()
+    if found:
+        return None
+    fields = {f: check.form_field(html, f) for f in ("csrfmiddlewaretoken", *keep)}
+    with user.client.post(path, data={**data, **fields}, allow_redirects=False, name=f"{name or path} (form)",
+                          catch_response=True) as resp:  # fmt: skip
+        location = resp.headers.get("Location", "") if resp.headers else ""
+        found = check.redirect_problem(resp.status_code, location, expected)
+        resp.failure(found) if found else resp.success()
+    return None if found else location
+
+
 def catalog(user: FastHttpUser) -> list[dict]:
     """Return every product of the catalog, as ``GET /api/products`` pages them."""
     products, number, pages = [], 1, 1
