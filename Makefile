@@ -31,9 +31,13 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## make bench: orders through the whole pipeline, against acceptance-only and batch size 1
+## make bench: the performance lab (scenarios vs a baseline, saturation ladder, ceilings); --quick for a fast check
 bench: $(STAMP)
 	$(PY) -m events.embedded -- $(PY) -m loadtests.bench $(BENCH_ARGS)
+
+## make loadtest: Locust, headless, against the running `make demo` (or LOCUST_HOST); report + invariant check
+loadtest: $(STAMP)
+	$(PY) -m loadtests $(LOADTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .data

@@ -11,33 +11,57 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 RESULTS_DIR = BASE_DIR / "bench-results"
-SCENARIO_NAMES = ["main", "service", "acceptance-only", "batch-1", "half-rate"]
+# Only the names: importing .scenarios needs Django set up. Keep in step with scenarios.SCENARIOS.
+SCENARIO_NAMES = ["baseline", "service", "acceptance-only", "batch-10", "batch-1", "workers-2", "relay-notify"]
+QUICK = {"rounds": 1, "orders": 300, "concurrency": 16, "ladder_start": 20.0, "ladder_factor": 1.8,
+         "ladder_seconds": 3.0, "ladder_steps": 4, "ceiling_seconds": 3.0, "js_messages": 3000}  # fmt: skip
+
+
+def _names(value: str) -> list[str]:
+    return [name.strip() for name in value.split(",") if name.strip()]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse and check the options."""
     parser = argparse.ArgumentParser(
         prog="python -m loadtests.bench",
-        description="Place orders through the real processes in several scenarios and print a table of figures.",
+        description="The performance lab: scenarios against a baseline, the saturation ladder, the physical "
+        "ceilings; tables, plots and the lab section of docs/benchmarks.md.",
     )
-    parser.add_argument("--orders", type=int, default=3000, help="orders per scenario (half-rate sends half)")
-    parser.add_argument("--concurrency", type=int, default=32, help="HTTP connections, or threads for service")
-    parser.add_argument(
-        "--scenarios",
-        default=",".join(SCENARIO_NAMES),
-        help=f"comma list of scenarios to run: {','.join(SCENARIO_NAMES)}",
+    add = parser.add_argument
+    add("--quick", action="store_true", help="a fast check: small sizes, docs untouched unless --docs")
+    add("--rounds", type=int, default=2, help="runs of each scenario, in A..Z Z..A order; the best is kept (2)")
+    add("--orders", type=int, default=2000, help="orders per scenario (default 2000)")
+    add("--concurrency", type=int, default=32, help="HTTP connections, or threads for service (default 32)")
+    add(
+        "--scenarios", type=_names, default=SCENARIO_NAMES, help=f"comma list (default all): {','.join(SCENARIO_NAMES)}"
     )
-    parser.add_argument("--web-workers", type=int, default=2, help="granian worker processes of the web server")
-    parser.add_argument("--rate", type=float, help="orders/s of half-rate (default: half of main's end-to-end rate)")
-    args = parser.parse_args(argv)
-    args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
-    unknown = sorted(set(args.scenarios) - set(SCENARIO_NAMES))
-    if unknown:
-        parser.error(f"unknown scenario {unknown[0]!r}; choose from {', '.join(SCENARIO_NAMES)}")
-    if "half-rate" in args.scenarios and "main" not in args.scenarios and not args.rate:
-        parser.error("half-rate paces at half of main's end-to-end rate: run main too, or give --rate")
-    if args.orders < 1 or args.concurrency < 1 or args.web_workers < 1:
-        parser.error("--orders, --concurrency and --web-workers must be at least 1")
+    add("--web-workers", type=int, default=2, help="granian worker processes of the web server (default 2)")
+    add("--ladder", type=_names, default=["baseline"], help="scenarios to run the saturation ladder on ('' for none)")
+    add("--ladder-start", type=float, default=20.0, help="orders/s of the ladder's first step (default 20)")
+    add("--ladder-factor", type=float, default=1.4, help="each step offers this many times the last (default 1.4)")
+    add("--ladder-seconds", type=float, default=8.0, help="seconds of load per step (default 8)")
+    add("--ladder-steps", type=int, default=10, help="at most this many steps (default 10)")
+    add("--no-ceilings", dest="ceilings", action="store_false", help="skip pgbench and the raw JetStream loop")
+    add("--pg-clients", type=int, default=8, help="pgbench clients (default 8)")
+    add("--ceiling-seconds", type=float, default=10.0, help="seconds of pgbench (default 10)")
+    add("--js-messages", type=int, default=20000, help="messages of the raw JetStream loop (default 20000)")
+    add("--results", type=Path, default=RESULTS_DIR, help="folder of the JSON results and plots (bench-results)")
+    add("--docs", action=argparse.BooleanOptionalAction, default=None,
+        help="write the lab section of docs/benchmarks.md and its plots (default: yes, unless --quick)")  # fmt: skip
+    given = argv if argv is not None else sys.argv[1:]
+    args = parser.parse_args(given)
+    if args.quick:
+        for name, value in QUICK.items():
+            if f"--{name.replace('_', '-')}" not in " ".join(given):
+                setattr(args, name, value)
+    args.docs = not args.quick if args.docs is None else args.docs
+    args.command = " ".join(["make bench", *(["BENCH_ARGS=" + repr(" ".join(given))] if given else [])])
+    for name in (*args.scenarios, *args.ladder):
+        if name not in SCENARIO_NAMES:
+            parser.error(f"unknown scenario {name!r}; choose from {', '.join(SCENARIO_NAMES)}")
+    if args.rounds < 1 or args.orders < 1 or args.concurrency < 1 or args.web_workers < 1 or args.ladder_factor <= 1:
+        parser.error("--rounds, --orders, --concurrency, --web-workers must be at least 1, --ladder-factor above 1")
     return args
 
 
@@ -75,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     try:
-        return run(args, child_env, stamp, RESULTS_DIR)
+        return run(args, child_env, stamp, args.results)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -19,27 +19,38 @@ QUIESCE_TIMEOUT = 120.0  # seconds for the outbox and the consumers to empty bet
 
 @dataclass(frozen=True)
 class Scenario:
-    """One way of placing orders: through HTTP, the service, or paced HTTP; with or without the pipeline."""
+    """One configuration of the system and one way of loading it; the first one is the baseline.
+
+    ``env`` is applied to every process (web, relay, workers) as the settings
+    read it, ``workers`` is the number of ``run_workers`` processes. A new
+    lever is one more line in SCENARIOS.
+    """
 
     name: str
     about: str
-    load: str  # "http" (closed loop), "service" (threads in-process) or "paced" (open loop)
+    load: str = "http"  # "http" (closed loop) or "service" (threads in-process)
     pipeline: bool = True  # relay and workers running during the load
-    batch_size: int = 100  # EVENT_BATCH_SIZE of the workers
+    env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
 
 
+BASELINE = "baseline"
 SCENARIOS = [
-    Scenario("main", "HTTP POST /api/orders through web, relay and workers", "http"),
-    Scenario("service", "shop.services.order_place from C threads in-process, no HTTP", "service"),
-    Scenario("acceptance-only", "the main HTTP load with relay and workers stopped", "http", pipeline=False),
-    Scenario("batch-1", "like main, workers fetch and commit one event at a time", "http", batch_size=1),
-    Scenario("half-rate", "N/2 orders sent at a fixed 50% of main's end-to-end rate", "paced"),
+    Scenario(BASELINE, "HTTP POST /api/orders through web, relay and 1 worker process, batch 100"),
+    Scenario("service", "shop.services.order_place from C threads in-process, no HTTP", load="service"),
+    Scenario("acceptance-only", "the baseline HTTP load with relay and workers stopped", pipeline=False),
+    Scenario("batch-10", "consumers fetch and commit 10 events at a time", env={"EVENT_BATCH_SIZE": "10"}),
+    Scenario("batch-1", "consumers fetch and commit one event at a time", env={"EVENT_BATCH_SIZE": "1"}),
+    Scenario("workers-2", "two run_workers processes compete for the durable consumers", workers=2),
+    Scenario("relay-notify", "the relay woken by LISTEN/NOTIFY instead of polling", env={"RELAY_WAKEUP": "notify"}),
+    # Still to come, one line once its setting exists: the stock read path (near cache or database).
 ]
+SCENARIO_NAMES = [s.name for s in SCENARIOS]
 
 
 @dataclass
 class Figures:
-    """The measured figures of one scenario (None where they do not apply)."""
+    """The measured figures of one scenario or ladder step (None where they do not apply)."""
 
     name: str
     about: str
@@ -56,11 +67,13 @@ class Figures:
     answer_p99_ms: float | None
     not_final: int
     rejected: int
-    batch_size: int
-    rate: float | None = None  # half-rate: the orders/s it was paced at
-    rate_from: str = ""  # and where that rate came from
+    env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
+    rate: float | None = None  # paced load: the orders/s offered
+    backlog: int = 0  # paced load: orders not yet final when the load ended
     drain_per_s: float | None = None  # acceptance-only: the backlog's pace once relay and workers start
     first_error: str = ""
+    round_rates: list[float] = field(default_factory=list)  # the rate of every round, when run in rounds
     # CPU ms per accepted order and process group, from load start to every order final and the pipeline idle
     # (acceptance-only: the load phase alone, since relay and workers do not run in it).
     cpu_ms: dict[str, float] = field(default_factory=dict)
@@ -84,7 +97,6 @@ class Bench:
     orders: int
     concurrency: int
     run_id: str
-    rate: float | None = None
     results: dict[str, Figures] = field(default_factory=dict)
 
     def email(self, tag: str) -> str:
@@ -104,62 +116,73 @@ class Bench:
         """Return the seconds ``n`` orders may take to become final."""
         return max(120.0, n / 10)
 
-    def warm_up(self) -> None:
-        """Start the pipeline, prove it with a probe, and send a few untimed orders through HTTP."""
-        self.stack.pipeline(True)
-        db.probe(self.email("probe"), self.skus[0])
-        n = min(200, self.orders)
-        asyncio.run(
-            closed_loop("127.0.0.1", self.stack.port, self._requests(self.email("warmup")), n, self.concurrency)
-        )
-        self._settle(self.email("warmup"), n)
+    def warm_up(self, n: int) -> None:
+        """Prove the running pipeline with a probe, and send ``n`` untimed orders through HTTP."""
+        tag = f"warmup-{self.stack.starts}"
+        db.probe(self.email(f"probe-{self.stack.starts}"), self.skus[0])
+        asyncio.run(closed_loop("127.0.0.1", self.stack.port, self._requests(self.email(tag)), n, self.concurrency))
+        self._settle(self.email(tag), n)
 
-    def run(self, scenario: Scenario) -> Figures:
-        """Run one scenario and return its figures; leave the system idle with every order final."""
-        if self.stack.pipeline(scenario.pipeline, scenario.batch_size) and scenario.pipeline:
-            db.probe(self.email(f"probe-{scenario.name}"), self.skus[0])
-        email = self.email(scenario.name)
-        n, rate = self._size(scenario)
-        load, not_final, used = self._measure(scenario, email, n, rate)
-        figures = self._figures(scenario, load, db.outcome(email), n, not_final, rate)
-        figures.rate_from = ("--rate" if self.rate else "50% of main's end-to-end rate") if rate else ""
+    def configure(self, scenario: Scenario, running: bool | None = None) -> None:
+        """Bring the processes to the scenario's configuration; warm up a new web server, probe a new pipeline."""
+        running = scenario.pipeline if running is None else running
+        web = self.stack.start_web(scenario.env)
+        if web:
+            self.stack.pipeline(True, scenario.env, scenario.workers)
+            self.warm_up(min(200, self.orders))
+        changed = self.stack.pipeline(running, scenario.env, scenario.workers)
+        if changed and running and not web:
+            db.probe(self.email(f"probe-{self.stack.starts}"), self.skus[0])
+
+    def run(self, scenario: Scenario, tag: str = "") -> Figures:
+        """Run one scenario closed-loop and return its figures; leave the system idle with every order final.
+
+        ``tag`` marks this run's orders (default: the scenario's name); each run of a scenario needs its own.
+        """
+        self.configure(scenario)
+        email = self.email(tag or scenario.name)
+        load, not_final, used, _ = self._measure(scenario, email, self.orders, None)
+        figures = self._figures(scenario.name, scenario, load, db.outcome(email), self.orders, not_final, None)
         figures.cpu_ms = {group: round(s * 1000 / max(load.accepted, 1), 2) for group, s in used.items()}
         self.results[scenario.name] = figures
         return figures
 
+    def paced(self, scenario: Scenario, tag: str, rate: float, seconds: float) -> Figures:
+        """Offer ``rate`` orders/s for ``seconds`` (open loop) in the scenario's configuration; return the figures."""
+        self.configure(scenario, running=True)
+        email, n = self.email(tag), max(1, round(rate * seconds))
+        load, not_final, used, backlog = self._measure(scenario, email, n, rate)
+        figures = self._figures(tag, scenario, load, db.outcome(email), n, not_final, rate)
+        figures.backlog = backlog
+        figures.cpu_ms = {group: round(s * 1000 / max(load.accepted, 1), 2) for group, s in used.items()}
+        return figures
+
     def _measure(
         self, scenario: Scenario, email: str, n: int, rate: float | None
-    ) -> tuple[LoadResult, int, dict[str, float]]:
-        """Drive the load and wait for every order's end; return the load, the orders not final, the CPU used.
+    ) -> tuple[LoadResult, int, dict[str, float], int]:
+        """Drive the load and wait for every order's end.
 
-        CPU counts until the pipeline is idle again, or, when it did not run
+        Return the load, the orders not final at the deadline, the CPU used,
+        and the orders not final yet when the load ended (the backlog). CPU
+        counts until the pipeline is idle again, or, when it did not run
         during the load, until the load's end (its start-up is not the web path's cost).
         """
         before = cpu.snapshot(self.stack.sessions())
         load = self._drive(scenario, email, n, rate)
+        backlog = db.pending_count(email)
         self.stack.check_alive()
         after = None if scenario.pipeline else cpu.snapshot(self.stack.sessions())
-        self.stack.pipeline(True, scenario.batch_size if scenario.pipeline else 100)  # no-op if it runs
+        self.stack.pipeline(True, scenario.env, scenario.workers)  # no-op if it runs
         not_final = self._settle(email, n)
         after = after or cpu.snapshot(self.stack.sessions())
-        return load, not_final, cpu.used(before, after)
-
-    def _size(self, scenario: Scenario) -> tuple[int, float | None]:
-        """Return the number of orders of a scenario and, for paced load, its rate."""
-        if scenario.load != "paced":
-            return self.orders, None
-        main = self.results.get("main")
-        rate = self.rate or (main.end_to_end_per_s / 2 if main and main.end_to_end_per_s else None)
-        if not rate:
-            raise BenchError("half-rate needs the main scenario in the same run, or --rate")
-        return max(1, self.orders // 2), rate
+        return load, not_final, cpu.used(before, after), backlog
 
     def _drive(self, scenario: Scenario, email: str, n: int, rate: float | None) -> LoadResult:
-        """Place ``n`` orders of ``email`` the scenario's way."""
+        """Place ``n`` orders of ``email`` the scenario's way, paced at ``rate`` if given."""
         if scenario.load == "service":
             return threads_loop(lambda: db.place(email, random.choice(self.skus)), n, self.concurrency)
         requests, port = self._requests(email), self.stack.port
-        if scenario.load == "paced":
+        if rate:
             return asyncio.run(open_loop("127.0.0.1", port, requests, n, rate, self.concurrency))
         return asyncio.run(closed_loop("127.0.0.1", port, requests, n, self.concurrency))
 
@@ -171,17 +194,20 @@ class Bench:
         return not_final
 
     def _figures(
-        self, scenario: Scenario, load: LoadResult, out: db.Outcome, n: int, not_final: int, rate: float | None
-    ) -> Figures:
+        self, name: str, scenario: Scenario, load: LoadResult, out: db.Outcome, n: int, not_final: int,
+        rate: float | None,
+    ) -> Figures:  # fmt: skip
+        if out.orders > n:
+            raise BenchError(f"{name}: {out.orders} orders carry its tag but {n} were sent: tags must be unique")
         timed = scenario.pipeline and out.final > 0
         lat, answers = sorted(out.latencies) if timed else [], sorted(load.latencies)
         return Figures(
-            name=scenario.name, about=scenario.about, orders=n, accepted=load.accepted, errors=load.errors,
+            name=name, about=scenario.about, orders=n, accepted=load.accepted, errors=load.errors,
             load_seconds=round(load.seconds, 3), accepted_per_s=round(load.accepted / load.seconds, 1),
             end_to_end_per_s=round(out.final / _span(out.first_created, out.last_final), 1) if timed else None,
             p50_ms=_ms(lat, 50), p95_ms=_ms(lat, 95), p99_ms=_ms(lat, 99),
             answer_p50_ms=_ms(answers, 50), answer_p99_ms=_ms(answers, 99),
-            not_final=not_final, rejected=out.rejected, batch_size=scenario.batch_size,
+            not_final=not_final, rejected=out.rejected, env=dict(scenario.env), workers=scenario.workers,
             rate=round(rate, 1) if rate else None, first_error=load.first_error,
             drain_per_s=None if scenario.pipeline or not out.final
             else round(out.final / _span(out.first_final, out.last_final), 1),

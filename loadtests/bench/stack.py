@@ -56,7 +56,13 @@ class Child:
 
 @dataclass
 class Stack:
-    """The web server, the relay and the workers of one bench run."""
+    """The web server, the relay and the workers of one bench run, in one configuration at a time.
+
+    A configuration is an environment (applied to every process, as the
+    settings read it) and a number of ``run_workers`` processes; changing it
+    restarts only what must restart (the web server when the environment
+    changes, the relay and workers whenever it changes).
+    """
 
     log_dir: Path
     env: dict[str, str]
@@ -64,52 +70,62 @@ class Stack:
     port: int = 0
     web: Child | None = None
     relay: Child | None = None
-    workers: Child | None = None
-    batch_size: int = 0
+    workers: list[Child] = field(default_factory=list)
+    web_env: dict[str, str] = field(default_factory=dict)
+    pipeline_config: tuple[tuple[tuple[str, str], ...], int] | None = None
     starts: int = field(default=0, repr=False)
 
-    def _child(self, name: str, command: list[str], **env: str) -> Child:
+    def _child(self, name: str, command: list[str], env: dict[str, str]) -> Child:
         self.starts += 1
         log = self.log_dir / f"{self.starts:02d}-{name}.log"
         return Child(name, command, {**self.env, **env}, log).start()
 
-    def start_web(self) -> str:
-        """Start granian (WSGI) as the devstack does; return the base URL once it answers."""
+    def start_web(self, env: dict[str, str] | None = None) -> bool:
+        """Have granian (WSGI) running with ``env`` as the devstack runs it; return whether it (re)started."""
+        env = dict(env or {})
+        if self.web is not None and self.web.alive() and env == self.web_env:
+            return False
+        if self.web is not None:
+            self.web.stop()
         self.port = free_port()
-        self.web = self._child("web", web_command(self.port, self.web_workers))
+        self.web, self.web_env = self._child("web", web_command(self.port, self.web_workers), env), env
         base = f"http://127.0.0.1:{self.port}"
         self._wait(self.web, lambda: _http_ok(f"{base}/healthz"), "the web server")
-        return base
+        return True
 
-    def pipeline(self, running: bool, batch_size: int = 100) -> bool:
-        """Have the relay and workers running (with this batch size) or stopped; return whether it changed."""
+    def pipeline(self, running: bool, env: dict[str, str] | None = None, workers: int = 1) -> bool:
+        """Have the relay and ``workers`` worker processes running with ``env``, or none; return whether it changed."""
         if not running:
-            changed = self.relay is not None or self.workers is not None
+            changed = self.relay is not None or bool(self.workers)
             self._stop_pipeline()
             return changed
-        if self.workers is not None and self.batch_size == batch_size and self.workers.alive() and self.relay.alive():
+        config = (tuple(sorted((env or {}).items())), workers)
+        alive = self.relay is not None and self.relay.alive() and all(w.alive() for w in self.workers)
+        if alive and self.pipeline_config == config:
             return False
         self._stop_pipeline()
-        self.relay = self._child("relay", [sys.executable, MANAGE, "run_relay"])
-        self.workers = self._child("workers", [sys.executable, MANAGE, "run_workers"], EVENT_BATCH_SIZE=str(batch_size))
-        self.batch_size = batch_size
+        self.relay = self._child("relay", [sys.executable, MANAGE, "run_relay"], env or {})
+        self.workers = [self._child(f"workers-{i + 1}", [sys.executable, MANAGE, "run_workers"], env or {})
+                        for i in range(workers)]  # fmt: skip
+        self.pipeline_config = config
         return True
 
     def sessions(self) -> dict[int, str]:
-        """Return {session id: name} of the running children (each leads its own session)."""
-        return {c.proc.pid: c.name for c in (self.web, self.relay, self.workers) if c is not None and c.alive()}
+        """Return {session id: group} of the running children (each leads its own session)."""
+        children = [(self.web, "web"), (self.relay, "relay"), *((w, "workers") for w in self.workers)]
+        return {c.proc.pid: group for c, group in children if c is not None and c.alive()}
 
     def check_alive(self) -> None:
         """Raise BenchError if a process that should run has died."""
-        for child in (self.web, self.relay, self.workers):
+        for child in (self.web, self.relay, *self.workers):
             if child is not None and not child.alive():
                 raise BenchError(f"{child.name} exited with code {child.proc.returncode}; see {child.log_path}")
 
     def _stop_pipeline(self) -> None:
-        for child in (self.workers, self.relay):
+        for child in (*self.workers, self.relay):
             if child is not None:
                 child.stop()
-        self.relay = self.workers = None
+        self.relay, self.workers, self.pipeline_config = None, [], None
 
     def stop(self) -> None:
         """Stop every process this stack started."""

@@ -1,0 +1,55 @@
+"""The performance lab's code paths on a tiny size: it runs, and writes its figures, tables and plots.
+
+It asserts nothing about speed (the figures of a 2-core machine shared with
+other work mean little at this size): only that every part ran and wrote
+what it should. The lab runs with fresh embedded servers of its own
+(``python -m events.embedded``), as ``make bench`` runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from events.embedded import parent_death_signal
+from tests.pipeline import BASE_DIR
+
+pytestmark = pytest.mark.pipeline
+
+
+def test_a_tiny_lab_run_writes_its_tables_plots_and_json(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
+    bench = [sys.executable, "-m", "loadtests.bench", "--quick", "--no-docs", "--rounds", "2", "--orders", "30",
+             "--concurrency", "4", "--scenarios", "baseline,batch-1", "--ladder", "baseline", "--ladder-start", "5",
+             "--ladder-steps", "2", "--ladder-seconds", "1", "--ceiling-seconds", "1", "--js-messages", "200",
+             "--results", str(tmp_path)]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "events.embedded", "--", *bench], env=env, cwd=BASE_DIR, capture_output=True,
+        text=True, timeout=600, preexec_fn=parent_death_signal(signal.SIGTERM),
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+
+    (result,) = tmp_path.glob("*.json")
+    data = json.loads(result.read_text())
+    assert [s["name"] for s in data["scenarios"]] == ["baseline", "batch-1"]
+    for scenario in data["scenarios"]:
+        assert scenario["accepted"] == 30 and scenario["errors"] == 0 and scenario["not_final"] == 0
+        assert len(scenario["round_rates"]) == 2
+    assert data["scenarios"][1]["env"] == {"EVENT_BATCH_SIZE": "1"}
+    (ladder,) = data["ladders"]
+    assert 1 <= len(ladder["steps"]) <= 2 and ladder["stopped_because"]
+    assert data["ceilings"]["pg_orders_per_s"] > 0, data["ceilings"]["pg_note"]
+    assert data["ceilings"]["js_publish_per_s"] > 0 and data["ceilings"]["js_consume_per_s"] > 0
+
+    folder = tmp_path / result.stem
+    for plot in ("scenarios.png", "ladder.png", "ceilings.png"):
+        assert (folder / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", plot
+    section = (folder / "benchmarks.md").read_text()
+    assert "| baseline |" in section and "| batch-1 | EVENT_BATCH_SIZE=1 |" in section
+    assert "The baseline's 2 rounds ran at" in section
+    assert "### Saturation ladder (baseline)" in section and "### Physical ceilings" in section

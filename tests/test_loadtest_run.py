@@ -1,0 +1,81 @@
+"""``make loadtest`` end to end: a short headless Locust run against a devstack of the test's own.
+
+The devstack runs with its own embedded servers in a temporary folder; the
+runner finds it through its state file (``DEVSTACK_STATE``), as ``make
+loadtest`` finds ``make demo``. About 20 s of the flash-sale shape (so every
+persona runs), then: no failed request, every order final, verify_invariants
+clean, the report files written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+from events.embedded import free_port, parent_death_signal
+from tests.pipeline import BASE_DIR, MANAGE, wait_for
+from tests.test_devstack import Output
+
+pytestmark = pytest.mark.pipeline
+
+
+@pytest.fixture
+def devstack(tmp_path):
+    """Start `manage.py devstack` with its own embedded servers; yield its state file."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
+    proc = subprocess.Popen(
+        [sys.executable, MANAGE, "devstack", "--port", str(free_port()), "--data", str(tmp_path / "stack")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=parent_death_signal(signal.SIGTERM),
+    )  # fmt: skip
+    out = Output(proc.stdout)
+    try:
+        wait_for(lambda: out.has("ready") or proc.poll() is not None, 120, "the ready line")
+        assert proc.poll() is None, "".join(out.lines)
+        yield tmp_path / "stack" / "state.json"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+
+
+def test_a_short_loadtest_passes_with_every_order_final_and_writes_its_report(devstack, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL") and not k.startswith("LOCUST_")}
+    env.update(DEVSTACK_STATE=str(devstack), LOCUST_RUN_TIME="21s", LOCUST_USERS="8", LOCUST_SPAWN_RATE="8",
+               LOCUST_SHAPE="flash-sale")  # fmt: skip
+    reports = tmp_path / "reports"
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtests", "--reports", str(reports), "--max-error-ratio", "0"],
+        env=env, cwd=BASE_DIR, capture_output=True, text=True, timeout=300,
+        preexec_fn=parent_death_signal(signal.SIGTERM),
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    assert "PASS" in output and "report:" in output
+
+    (folder,) = reports.iterdir()
+    for name in ("report.html", "stats_stats.csv", "stats_failures.csv", "stats_stats_history.csv", "verdict.txt"):
+        assert (folder / name).stat().st_size > 0, name
+    from loadtests.check import read_totals
+
+    totals = read_totals(folder / "stats_stats.csv")
+    assert totals.requests > 50 and totals.failures == 0
+    names = {name for _, name in totals.by_name}
+    assert {"/", "/api/products?q=[term]", "/api/orders", "/api/orders (flash sale)", "/api/inventory/[sku]"} <= names
+    decided = sum(n for (kind, name), (n, _) in totals.by_name.items() if kind == "E2E" and name != "place→final")
+    assert decided > 0 and ("E2E", "place→final") not in totals.by_name  # no order timed out
+    assert "all invariants hold" in (folder / "invariants.txt").read_text()
+
+    database_url = json.loads(devstack.read_text())["database_url"]
+    with psycopg.connect(database_url) as conn:
+        (pending,) = conn.execute("SELECT count(*) FROM shop_order WHERE status = 'pending'").fetchone()
+        (orders,) = conn.execute(
+            "SELECT count(*) FROM shop_order WHERE email LIKE '%%@loadtest.example.org'"
+        ).fetchone()
+    assert pending == 0 and orders >= decided
