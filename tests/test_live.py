@@ -205,11 +205,17 @@ def test_metrics_count_open_sockets_and_near_cache_reads(pipeline, make_product)
         with ws(base, "/ws/stock/") as second:  # its first read finds the change in the cache
             second.send(json.dumps({"subscribe": ["LIVE-6"]}))
             assert frame(second)["available"] == 11
+            second.send(json.dumps({"subscribe": ["NEVER-STOCKED"]}))  # no level of it anywhere: a miss
+            assert frame(second)["available"] == 0
             samples = scrape_until(
                 base,
-                lambda s: value(s, "stock_cache_hits_total") >= 1 and value(s, "websocket_connections") == 2,
+                lambda s: (
+                    value(s, "stock_cache_hits_total") >= 1
+                    and value(s, "stock_cache_misses_total") >= 1
+                    and value(s, "websocket_connections") == 2
+                ),
                 message="a near-cache hit",
             )
-    assert value(samples, "stock_cache_misses_total") >= 1  # the first read, before any change arrived
+    assert value(samples, "stock_cache_misses_total") >= 1
     assert value(samples, "stock_cache_staleness_seconds_count") >= 1
     scrape_until(base, lambda s: value(s, "websocket_connections") == 0, message="the socket closed")
