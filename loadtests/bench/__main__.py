@@ -42,6 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--ladder-factor", type=float, default=1.4, help="each step offers this many times the last (default 1.4)")
     add("--ladder-seconds", type=float, default=8.0, help="seconds of load per step (default 8)")
     add("--ladder-steps", type=int, default=10, help="at most this many steps (default 10)")
+    add("--no-reads", dest="reads", action="store_false", help="skip the stock read path (near cache or database)")
     add("--no-ceilings", dest="ceilings", action="store_false", help="skip pgbench and the raw JetStream loop")
     add("--pg-clients", type=int, default=8, help="pgbench clients (default 8)")
     add("--ceiling-seconds", type=float, default=10.0, help="seconds of pgbench (default 10)")

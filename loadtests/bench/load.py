@@ -52,6 +52,11 @@ def post_request(host: str, port: int, path: str, body: bytes) -> bytes:
     return head.encode() + body
 
 
+def get_request(host: str, port: int, path: str) -> bytes:
+    """Return the bytes of a keep-alive HTTP/1.1 GET."""
+    return f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+
+
 class Connection:
     """One persistent HTTP/1.1 connection; reopened after an error or a ``Connection: close``."""
 
@@ -99,8 +104,8 @@ class Connection:
         self.reader = self.writer = None
 
 
-async def _one(conn: Connection, request: bytes, result: LoadResult, started: float) -> None:
-    """Send one request; count a 202 as accepted, anything else (or no answer) as an error."""
+async def _one(conn: Connection, request: bytes, result: LoadResult, started: float, ok: int = 202) -> None:
+    """Send one request; count an ``ok`` status as accepted, anything else (or no answer) as an error."""
     result.sent += 1
     try:
         async with asyncio.timeout(REQUEST_TIMEOUT):
@@ -109,14 +114,16 @@ async def _one(conn: Connection, request: bytes, result: LoadResult, started: fl
         conn.close()
         result.fail(repr(exc))
         return
-    if status == 202:
+    if status == ok:
         result.accepted += 1
         result.latencies.append(time.perf_counter() - started)
     else:
         result.fail(f"HTTP {status}")
 
 
-async def closed_loop(host: str, port: int, requests: Callable[[], bytes], n: int, concurrency: int) -> LoadResult:
+async def closed_loop(
+    host: str, port: int, requests: Callable[[], bytes], n: int, concurrency: int, ok: int = 202
+) -> LoadResult:
     """Send ``n`` requests from ``concurrency`` clients, each sending its next one as soon as answered."""
     tickets = iter(range(n))  # shared by the clients: each takes the next ticket until none is left
     result = LoadResult()
@@ -124,7 +131,7 @@ async def closed_loop(host: str, port: int, requests: Callable[[], bytes], n: in
     async def client() -> None:
         conn = Connection(host, port)
         for _ in tickets:
-            await _one(conn, requests(), result, time.perf_counter())
+            await _one(conn, requests(), result, time.perf_counter(), ok)
         conn.close()
 
     started = time.perf_counter()

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from . import ceilings as ceilings_
-from . import cpu, db, plots, report
+from . import cpu, db, plots, reads, report
 from .ladder import Ladder, climb
 from .scenarios import SCENARIOS, Bench
 from .stack import BASE_DIR, Stack
@@ -43,12 +43,15 @@ def run(args: argparse.Namespace, child_env: dict[str, str], stamp: str, results
     stack = Stack(log_dir=log_dir, env=child_env, web_workers=args.web_workers)
     bench = Bench(stack, skus, args.orders, args.concurrency, run_id=stamp)
     ladders: list[Ladder] = []
+    read_path: list[reads.ReadFigures] = []
     found = None
     start = cpu.snapshot({})
     try:
         bench.configure(SCENARIOS[0])
         say(f"processes up (logs in {log_dir}); warmed up")
         run_rounds(bench, [s for s in SCENARIOS if s.name in args.scenarios], args.rounds)
+        if args.reads:
+            read_path = reads.measure(bench, args.orders, args.rounds, say)
         for scenario in (s for s in SCENARIOS if s.name in args.ladder):
             ladders.append(climb(bench, scenario, args.ladder_start, args.ladder_factor, args.ladder_seconds,
                                  args.ladder_steps, args.rounds, say))  # fmt: skip
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace, child_env: dict[str, str], stamp: str, results
         found = ceilings_.measure(os.environ["DATABASE_URL"], args.pg_clients, args.ceiling_seconds, args.js_messages)
     used = cpu.used(start, cpu.snapshot({}))
     noise = used["other"] / max(sum(used.values()), 1e-9)
-    return _report(args, stamp, results_dir, list(bench.results.values()), ladders, found, noise)
+    return _report(args, stamp, results_dir, list(bench.results.values()), ladders, found, noise, read_path)
 
 
 def run_rounds(bench: Bench, scenarios: list, rounds: int) -> None:
@@ -88,7 +91,7 @@ def run_rounds(bench: Bench, scenarios: list, rounds: int) -> None:
         bench.results[scenario.name] = best
 
 
-def _report(args, stamp, results_dir, results, ladders, found, noise) -> int:
+def _report(args, stamp, results_dir, results, ladders, found, noise, read_path) -> int:
     info = report.machine(_pg_version())
     print()
     print(f"machine: {report.machine_line(info)}")
@@ -100,6 +103,9 @@ def _report(args, stamp, results_dir, results, ladders, found, noise) -> int:
         print(report.cpu_table(results, info["nproc"]))
     for line in report.notes(results):
         print(f"- {line}")
+    if read_path:
+        print()
+        print(reads.table(read_path))
     options = _options(args)
     section_plots: dict[str, str] = {}
     folder = PLOTS if args.docs else results_dir / stamp
@@ -112,6 +118,9 @@ def _report(args, stamp, results_dir, results, ladders, found, noise) -> int:
         section_plots["ceilings"] = plots.ceilings(knee, found, folder / "ceilings.png")
     links = {k: os.path.relpath(v, DOCS.parent if args.docs else folder) for k, v in section_plots.items()}
     section = report.markdown(info, options, noise, results, ladders, found, links)
+    if read_path:  # inside the generated section, before its end marker
+        body, end = section.rsplit(report.DOCS_END, 1)
+        section = body.rstrip() + "\n\n" + reads.markdown(read_path, args.concurrency) + "\n\n" + report.DOCS_END + end
     print()
     print(section)
     if args.docs:

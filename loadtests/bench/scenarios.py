@@ -43,7 +43,7 @@ SCENARIOS = [
     Scenario("batch-1", "consumers fetch and commit one event at a time", env={"EVENT_BATCH_SIZE": "1"}),
     Scenario("workers-2", "two run_workers processes compete for the durable consumers", workers=2),
     Scenario("relay-notify", "the relay woken by LISTEN/NOTIFY instead of polling", env={"RELAY_WAKEUP": "notify"}),
-    # Still to come, one line once its setting exists: the stock read path (near cache or database).
+    # The stock read path (near cache or database) has its own read load: see reads.py.
 ]
 SCENARIO_NAMES = [s.name for s in SCENARIOS]
 
