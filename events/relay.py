@@ -158,13 +158,14 @@ class Relay:
     async def _publish(self, js, rows: list[tuple]) -> list[int]:
         """Publish rows in order, many in flight; return the seqs JetStream acknowledged."""
         futures = []
-        for seq, event_id, subject, payload, traceparent in rows:
+        for i, (seq, event_id, subject, payload, traceparent) in enumerate(rows):
+            # Below the in-flight bound the semaphore cannot block; nats-py's wait_stall would
+            # still wrap each publish in asyncio.wait_for, a task and a loop turn per message,
+            # which lets its flusher write every message with a send() of its own.
+            stall = self.publish_timeout if i >= self.max_in_flight else None
             try:
                 future = await js.publish_async(
-                    subject,
-                    bytes(payload),
-                    wait_stall=self.publish_timeout,
-                    headers=observe.headers(event_id, traceparent),
+                    subject, bytes(payload), wait_stall=stall, headers=observe.headers(event_id, traceparent)
                 )
             except Exception as exc:
                 log.warning("relay: publish of %s failed: %r", subject, exc)

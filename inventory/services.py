@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from events import outbox
 from events.base import Envelope, Event
+from events.bulk import bulk_set
 
 from .events import StockLevelChanged, StockReceived, StockReleased, StockReservationRejected, StockReserved
 from .models import Reservation, StockItem
@@ -85,7 +86,7 @@ def _apply(
     for item in items:
         item.version += changes[item.sku] if changes else 1
         item.updated_at = now
-    StockItem.objects.bulk_update(items, [*fields, "version", "updated_at"])
+    bulk_set(items, [*fields, "version", "updated_at"])
     causes = causes if causes is not None else [outbox.current_cause()] * len(facts)
     changed = _changed_in_batch.get()
     if changed is None:

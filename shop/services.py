@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from events import outbox
 from events.base import Envelope
+from events.bulk import bulk_set
 
 from .events import OrderCancelled, OrderConfirmed, OrderPlaced, OrderRejected
 from .models import IdempotencyKey, Order, OrderLine, Product, TimelineEntry
@@ -162,7 +163,7 @@ def orders_settle(*, decisions: list[Decision]) -> list[Order]:
             own.append((order, OrderRejected(order_id=d.order_id, reason=d.reason), d.cause))
         order.updated_at = now
         moved.append(order)
-    Order.objects.bulk_update(moved, ["status", "reason", "updated_at"])
+    bulk_set(moved, ["status", "reason", "updated_at"])
     envelopes = outbox.record_many([event for _, event, _ in own], causes=[cause for _, _, cause in own])
     timeline += [
         TimelineEntry(order=order, type=e.type, at=e.occurred_at, event_id=e.event_id)

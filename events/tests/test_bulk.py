@@ -1,0 +1,43 @@
+"""bulk_set: many rows' fields in one UPDATE, on a real database."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from events.bulk import bulk_set
+from events.models import StoredEvent
+
+
+def _event(n: int) -> StoredEvent:
+    return StoredEvent.objects.create(
+        event_id=f"00000000-0000-4000-8000-{n:012d}", type="T", version=1, subject="shop.t", aggregate_id=str(n),
+        correlation_id=str(n), occurred_at=datetime(2026, 1, 1, tzinfo=UTC), payload=b"{}",
+    )  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_bulk_set_writes_each_row_its_own_values_in_one_statement():
+    # Given three stored events
+    rows = [_event(n) for n in range(3)]
+    untouched = _event(99)
+    # When two of them get new values, each its own
+    rows[0].published_at, rows[0].traceparent = datetime(2026, 1, 2, tzinfo=UTC), "a"
+    rows[2].published_at, rows[2].traceparent = datetime(2026, 1, 3, tzinfo=UTC), ""
+    with CaptureQueriesContext(connection) as queries:
+        updated = bulk_set([rows[0], rows[2]], ["published_at", "traceparent"])
+    # Then exactly those rows have exactly those values, written by one statement
+    assert updated == 2 and len(queries) == 1
+    got = {e.seq: (e.published_at, e.traceparent) for e in StoredEvent.objects.all()}
+    assert got[rows[0].seq] == (datetime(2026, 1, 2, tzinfo=UTC), "a")
+    assert got[rows[1].seq] == (None, "")
+    assert got[rows[2].seq] == (datetime(2026, 1, 3, tzinfo=UTC), "")
+    assert got[untouched.seq] == (None, "")
+
+
+@pytest.mark.django_db
+def test_bulk_set_of_nothing_runs_no_statement():
+    with CaptureQueriesContext(connection) as queries:
+        assert bulk_set([], ["published_at"]) == 0
+    assert len(queries) == 0
