@@ -146,6 +146,9 @@ INVARIANT_CHECKS = [
 EVENT_BATCH_SIZE = int(os.environ.get("EVENT_BATCH_SIZE", "100"))
 EVENT_MAX_DELIVER = int(os.environ.get("EVENT_MAX_DELIVER", "5"))
 EVENT_WORKER_THREADS = int(os.environ.get("EVENT_WORKER_THREADS", "4"))
+# Seconds a consumer waits after a batch that did not fill EVENT_BATCH_SIZE before fetching again,
+# so that under load the next batch carries what arrived meanwhile (0: fetch again at once).
+EVENT_FETCH_LINGER = float(os.environ.get("EVENT_FETCH_LINGER", "0"))
 # Seconds JetStream waits for an ack before redelivering (to another worker if this one died).
 EVENT_ACK_WAIT_SECONDS = float(os.environ.get("EVENT_ACK_WAIT_SECONDS", "30"))
 # Relay: events per round, publishes in flight, seconds to wait for each ack, idle poll.
@@ -153,6 +156,8 @@ RELAY_BATCH_SIZE = int(os.environ.get("RELAY_BATCH_SIZE", "500"))
 RELAY_MAX_IN_FLIGHT = int(os.environ.get("RELAY_MAX_IN_FLIGHT", "256"))
 RELAY_PUBLISH_TIMEOUT = float(os.environ.get("RELAY_PUBLISH_TIMEOUT", "5"))
 RELAY_POLL_INTERVAL = float(os.environ.get("RELAY_POLL_INTERVAL", "0.005"))
+# Seconds the polling relay waits after a round that did not fill RELAY_BATCH_SIZE (0: poll again at once).
+RELAY_LINGER = float(os.environ.get("RELAY_LINGER", "0.005"))
 # How an idle relay learns of new events: "poll" the outbox every RELAY_POLL_INTERVAL, or
 # "notify": each transaction that records events sends NOTIFY on RELAY_NOTIFY_CHANNEL and the
 # relay LISTENs (polling only every RELAY_NOTIFY_FALLBACK seconds, in case one was missed).

@@ -291,10 +291,12 @@ class Runner:
     batch_size: int = 0
     threads: int = 0
     max_deliver: int = 0
+    linger: float | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.consumers = list(self.consumers)
+        self.linger = settings.EVENT_FETCH_LINGER if self.linger is None else self.linger
         self.batch_size = self.batch_size or settings.EVENT_BATCH_SIZE
         self.max_deliver = self.max_deliver or settings.EVENT_MAX_DELIVER
         # Threads, not one thread: database work of different consumers runs side by side.
@@ -342,6 +344,9 @@ class Runner:
                     await _settle(msgs, verdicts)
                     observe.settled(consumer.name, started)
                     backoff = 0.5
+                    if len(msgs) < self.batch_size and self.linger:
+                        # Caught up: let the next batch gather what arrives meanwhile.
+                        await asyncio.sleep(self.linger)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

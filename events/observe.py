@@ -49,21 +49,21 @@ def relayed(rows: list[tuple], acked: list[int]) -> None:
     failures = len(rows) - len(done)
     if failures:
         metrics.PUBLISH_FAILURES.inc(failures)
-    for row in rows:
-        if row[0] not in done:
-            continue
-        try:
-            body = json.loads(bytes(row[3]))
-            kind, occurred = str(body["type"]), datetime.fromisoformat(body["occurred_at"])
-        except (ValueError, KeyError, TypeError):
+    # rows: (seq, event_id, subject, payload, traceparent, type, occurred_at), as the relay claims them
+    for seq, _, subject, payload, traceparent, kind, occurred in rows:
+        if seq not in done:
             continue
         metrics.PUBLISHED.labels(kind).inc()
         metrics.RELAY_LAG.labels(kind).observe(_age(occurred))
         if flow.isEnabledFor(20):
-            trace = tracing.parse(row[4])
+            try:
+                body = json.loads(bytes(payload))
+            except ValueError:
+                body = {}
+            trace = tracing.parse(traceparent)
             fields = {k: body.get(k) for k in ("correlation_id", "event_id", "causation_id")}
             with logcontext.bound(**fields, trace_id=trace[0] if trace else None):
-                flow.info("published %s on %s", kind, row[2])
+                flow.info("published %s on %s", kind, subject)
 
 
 def headers(event_id: str, traceparent: str | None) -> dict[str, str]:

@@ -36,7 +36,7 @@ from . import bus, observe
 log = logging.getLogger(__name__)
 
 CLAIM = """
-    SELECT seq, event_id::text, subject, payload, traceparent FROM events_storedevent
+    SELECT seq, event_id::text, subject, payload, traceparent, type, occurred_at FROM events_storedevent
     WHERE published_at IS NULL ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
 """
 MARK = "UPDATE events_storedevent SET published_at = clock_timestamp() WHERE seq = ANY(%s)"
@@ -60,6 +60,7 @@ class Relay:
     publish_timeout: float = 0
     poll_interval: float = 0
     wakeup: str = ""
+    linger: float | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     published: int = 0
 
@@ -69,6 +70,7 @@ class Relay:
         self.publish_timeout = self.publish_timeout or settings.RELAY_PUBLISH_TIMEOUT
         self.poll_interval = self.poll_interval or settings.RELAY_POLL_INTERVAL
         self.wakeup = self.wakeup or settings.RELAY_WAKEUP
+        self.linger = settings.RELAY_LINGER if self.linger is None else self.linger
 
     async def run(self) -> None:
         """Relay forever: reconnect to either server after any failure, with a backoff."""
@@ -136,6 +138,10 @@ class Relay:
                     await self._notified(listener)
             else:
                 idle = self.poll_interval
+                if sent < self.batch_size and listener is None and self.linger:
+                    # The outbox is drained: rather than a round (and a commit) for every
+                    # few events, let the next round carry what arrives meanwhile.
+                    await self._sleep(self.linger)
 
     async def _notified(self, listener: psycopg.AsyncConnection) -> None:
         """Wait for a NOTIFY (one sent since the last round counts), or the fallback period."""
@@ -158,7 +164,7 @@ class Relay:
     async def _publish(self, js, rows: list[tuple]) -> list[int]:
         """Publish rows in order, many in flight; return the seqs JetStream acknowledged."""
         futures = []
-        for i, (seq, event_id, subject, payload, traceparent) in enumerate(rows):
+        for i, (seq, event_id, subject, payload, traceparent, *_) in enumerate(rows):
             # Below the in-flight bound the semaphore cannot block; nats-py's wait_stall would
             # still wrap each publish in asyncio.wait_for, a task and a loop turn per message,
             # which lets its flusher write every message with a send() of its own.

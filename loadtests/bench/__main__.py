@@ -12,7 +12,17 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 RESULTS_DIR = BASE_DIR / "bench-results"
 # Only the names: importing .scenarios needs Django set up. Keep in step with scenarios.SCENARIOS.
-SCENARIO_NAMES = ["baseline", "service", "acceptance-only", "batch-10", "batch-1", "workers-2", "relay-notify"]
+SCENARIO_NAMES = [
+    "baseline",
+    "service",
+    "acceptance-only",
+    "batch-10",
+    "batch-1",
+    "workers-2",
+    "relay-notify",
+    "relay-eager",
+    "fetch-linger",
+]
 QUICK = {"rounds": 1, "orders": 300, "concurrency": 16, "ladder_start": 20.0, "ladder_factor": 1.8,
          "ladder_seconds": 3.0, "ladder_steps": 4, "ceiling_seconds": 3.0, "js_messages": 3000}  # fmt: skip
 

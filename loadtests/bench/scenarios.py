@@ -43,6 +43,12 @@ SCENARIOS = [
     Scenario("batch-1", "consumers fetch and commit one event at a time", env={"EVENT_BATCH_SIZE": "1"}),
     Scenario("workers-2", "two run_workers processes compete for the durable consumers", workers=2),
     Scenario("relay-notify", "the relay woken by LISTEN/NOTIFY instead of polling", env={"RELAY_WAKEUP": "notify"}),
+    Scenario("relay-eager", "the relay starts its next round at once after a partial one", env={"RELAY_LINGER": "0"}),
+    Scenario(
+        "fetch-linger",
+        "consumers wait 5 ms after a partial batch before fetching again",
+        env={"EVENT_FETCH_LINGER": "0.005"},
+    ),  # fmt: skip
     # The stock read path (near cache or database) has its own read load: see reads.py.
 ]
 SCENARIO_NAMES = [s.name for s in SCENARIOS]
