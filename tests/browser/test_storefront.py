@@ -98,35 +98,54 @@ def stored_timeline(order_id: str) -> list[tuple[str, str]]:
     return [(str(t.event_id), t.type) for t in Order.objects.get(id=order_id).timeline.all()]
 
 
+def follow_until_decided(page, pipeline, status: str) -> None:
+    """On an order page whose order waits for the workers: see it pending, start them, see ``status`` live."""
+    page.wait_for_selector("#live-state[data-state=open]")
+    assert page.get_attribute("#order", "data-status") == "pending"
+    assert page.text_content("#order-status") == "pending"
+    page.evaluate("window.sameDocument = true")  # gone if the page reloads or navigates
+    workers = pipeline.workers()
+    page.wait_for_selector(f"#order[data-status={status}]")
+    page.wait_for_function("document.querySelectorAll('#timeline li').length === 3")
+    assert page.evaluate("window.sameDocument") is True
+    workers.stop()  # the next order waits for them again
+
+
 def test_checkout_ends_on_a_live_order_page_confirmed_or_rejected_with_the_reason(
-    shop, contexts, make_product, screenshots
+    pipeline, static_files, contexts, make_product, screenshots
 ):
     make_product("LIVE-C", stock=5, price="14.50")
+    pipeline.relay()
+    workers = pipeline.workers()
+    live = pipeline.live(1, *static_files)
+    web = pipeline.web(2, *static_files, LIVE_WS_PORT=live.rsplit(":", 1)[1])
     projected("LIVE-C", 5)
+    # Orders are decided by the workers: without them an order stays pending, so a page that ends
+    # decided was told so through its socket, not by the database when it was rendered.
+    workers.stop()
     page = contexts()
-    page.goto(shop.web + "/")
+    page.goto(web + "/")
     page.screenshot(path=screenshots / "catalog.png", full_page=True)
-    open_product(page, shop.web, "LIVE-C")
+    open_product(page, web, "LIVE-C")
     page.screenshot(path=screenshots / "product.png", full_page=True)
 
-    url = buy(page, shop.web, "LIVE-C", 2)
-    page.wait_for_selector("#order[data-status=confirmed]")
+    url = buy(page, web, "LIVE-C", 2)
+    follow_until_decided(page, pipeline, "confirmed")
     order_id = url.rstrip("/").rsplit("/", 1)[1]
-    page.wait_for_function("document.querySelectorAll('#timeline li').length === 3")
     assert page_timeline(page) == stored_timeline(order_id)
     assert [t for _, t in page_timeline(page)] == ["OrderPlaced", "StockReserved", "OrderConfirmed"]
     assert "ms" in page.inner_text("#timeline")
     page.screenshot(path=screenshots / "order-confirmed.png", full_page=True)
 
-    url = buy(page, shop.web, "LIVE-C", 4)  # 3 left
-    page.wait_for_selector("#order[data-status=rejected]")
+    url = buy(page, web, "LIVE-C", 4)  # 3 left
+    follow_until_decided(page, pipeline, "rejected")
     assert "not enough stock for LIVE-C" in page.inner_text("#order-reason")
     order_id = url.rstrip("/").rsplit("/", 1)[1]
-    page.wait_for_function("document.querySelectorAll('#timeline li').length === 3")
     assert page_timeline(page) == stored_timeline(order_id)
+    assert [t for _, t in page_timeline(page)] == ["OrderPlaced", "StockReservationRejected", "OrderRejected"]
     page.screenshot(path=screenshots / "order-rejected.png", full_page=True)
 
-    page.goto(shop.web + "/orders/")
+    page.goto(web + "/orders/")
     assert page.locator("tbody tr").count() == 2
 
 
