@@ -149,6 +149,18 @@ def test_checkout_ends_on_a_live_order_page_confirmed_or_rejected_with_the_reaso
     assert page.locator("tbody tr").count() == 2
 
 
+def staff_login(page, base: str):
+    """Log a new staff user in through the login form; return the page, on the inventory with its socket open."""
+    get_user_model().objects.create_user("clerk", password="clerk-pass", is_staff=True)
+    page.goto(base + "/staff/login/?next=/staff/")
+    page.fill("#id_username", "clerk")
+    page.fill("#id_password", "clerk-pass")
+    page.click("button:has-text('Log in')")
+    page.wait_for_url(base + "/staff/")
+    page.wait_for_selector("#live-state[data-state=open]")
+    return page
+
+
 def test_a_foreign_origin_cannot_open_a_socket_and_staff_pages_need_a_staff_login(shop, contexts, make_product):
     make_product("LIVE-D", stock=8)
     projected("LIVE-D", 8)
@@ -168,14 +180,7 @@ def test_a_foreign_origin_cannot_open_a_socket_and_staff_pages_need_a_staff_logi
     visitor.goto(shop.web + "/staff/events/")
     assert "/staff/login/" in visitor.url
 
-    get_user_model().objects.create_user("clerk", password="clerk-pass", is_staff=True)
-    staff = visitor
-    staff.goto(shop.web + "/staff/login/?next=/staff/")
-    staff.fill("#id_username", "clerk")
-    staff.fill("#id_password", "clerk-pass")
-    staff.click("button:has-text('Log in')")
-    staff.wait_for_url(shop.web + "/staff/")
-    staff.wait_for_selector("#live-state[data-state=open]")
+    staff = staff_login(visitor, shop.web)
     row = "tr[data-row-sku='LIVE-D']"
     assert staff.inner_text(f"{row} [data-field=available]") == "8"
 
@@ -206,13 +211,18 @@ def test_a_page_whose_socket_dropped_reconnects_and_shows_what_changed_meanwhile
     projected("LIVE-E", 10)
     watcher = contexts()
     open_product(watcher, web, "LIVE-E")
+    staff = staff_login(contexts(), web)
+    on_hand = "tr[data-row-sku='LIVE-E'] [data-field=on_hand]"
+    assert staff.inner_text(on_hand) == "10"
 
     asgi = next(proc for proc in pipeline.procs if proc.name == "live")
-    asgi.stop()  # the ASGI process goes away: the page's socket drops
-    watcher.wait_for_selector("#live-state[data-state=closed]")
+    asgi.stop()  # the ASGI process goes away: the pages' sockets drop
+    for page in (watcher, staff):
+        page.wait_for_selector("#live-state[data-state=closed]")
     stock_receive(sku="LIVE-E", quantity=5)
     projected("LIVE-E", 15)
     pipeline.live(1, *static_files, port=port)
 
     watcher.wait_for_selector("#live-state[data-state=open]")
     wait_available(watcher, "LIVE-E", 15)
+    staff.wait_for_function(f"document.querySelector(\"{on_hand}\").textContent === '15'")
