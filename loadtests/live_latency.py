@@ -49,6 +49,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def frame_level(raw: str | bytes) -> tuple[str, int] | None:
+    """Return the (sku, version) a websocket frame carries, or None for an error frame."""
+    frame = json.loads(raw)
+    if "error" in frame:
+        return None
+    return frame["sku"], frame["version"]
+
+
 def percentile(values: list[float], q: float) -> float:
     """Return the q-quantile (0..1) of values, nearest rank."""
     ordered = sorted(values)
@@ -139,8 +147,11 @@ async def measure(args: argparse.Namespace, ports: list[int], skus: list[str]) -
 
     async def read(sock) -> None:
         async for raw in sock:
-            now, frame = time.time(), json.loads(raw)
-            record(frame["sku"], frame["version"])["frames"].append(now)
+            now, level = time.time(), frame_level(raw)
+            if level is None:
+                print(f"error frame skipped: {raw!r:.200}", file=sys.stderr)
+                continue
+            record(*level)["frames"].append(now)
 
     readers = [asyncio.create_task(read(sock)) for sock in sockets]
     start = time.monotonic()
@@ -190,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 
     skus = [f"LAT-{i + 1}" for i in range(args.skus)]
     prepare(skus)
+    (BASE_DIR / ".data").mkdir(exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix="live-latency-", dir=BASE_DIR / ".data"))
     procs = Processes(log_dir)
     ports = [free_port() for _ in range(args.processes)]

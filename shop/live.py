@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 STOCK_SUBJECT = "inventory.stock.>"
 ORDER_SUBJECTS = ("shop.order.>", "inventory.reservation.>")
 STOCK_TYPES = {(StockLevelChanged.TYPE, StockLevelChanged.VERSION): StockLevelChanged}
-# Channels groups: one per SKU, one per order, and every stock socket (told to resync after a NATS outage).
+# Channels groups: one per SKU, one per order, every stock socket and every staff socket (the last two
+# told to resync after a NATS outage).
 ALL_STOCK_GROUP = "stock"
 STAFF_STOCK_GROUP = "staff.stock"
 
@@ -210,7 +211,8 @@ class Feed:
         self.cache.clear(enabled=True)
         log.info("live feed reconnected (pid %s): near cache cleared", os.getpid())
         if self.layer is not None:
-            await self.layer.group_send(ALL_STOCK_GROUP, {"type": "stock.resync"})
+            for group in (ALL_STOCK_GROUP, STAFF_STOCK_GROUP):
+                await self.layer.group_send(group, {"type": "stock.resync"})
 
     async def _on_stock(self, msg) -> None:
         try:

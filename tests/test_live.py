@@ -9,11 +9,14 @@ from contextlib import ExitStack
 from urllib.parse import urlparse
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
 from django.utils import timezone
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from events.embedded import EmbeddedNats
+from inventory.models import StockItem
 from inventory.services import stock_receive
 from shop import live
 from shop.models import Order, StockLevel
@@ -74,6 +77,55 @@ def test_sockets_refuse_a_foreign_origin_an_anonymous_staff_client_and_an_unknow
     for path in ["/ws/staff/stock/", "/ws/orders/6f1f0f0e-7d4c-4c2b-9a59-0d9c7c0e4d11/", "/ws/nothing/"]:
         with pytest.raises(InvalidStatus):
             ws(base, path)
+
+
+def session_cookie(username: str, *, is_staff: bool) -> dict[str, str]:
+    """Log a new user in (a session in the database); return the Cookie header a browser of theirs would send."""
+    user = get_user_model().objects.create_user(username, password=f"pw-{username}-1", is_staff=is_staff)
+    client = Client()
+    client.force_login(user)
+    return {"Cookie": "; ".join(f"{name}={morsel.value}" for name, morsel in client.cookies.items())}
+
+
+def staff_frames(sock, count: int) -> dict[str, dict]:
+    return {f["sku"]: f for f in (frame(sock) for _ in range(count))}
+
+
+def test_staff_socket_sends_every_rows_level_on_connect_then_each_change(pipeline, make_product):
+    make_product("LIVE-S1", stock=6)
+    make_product("LIVE-S2", stock=2)
+    base = pipeline.live()  # no relay yet: what a socket gets first is read, not heard on NATS
+    staff = session_cookie("clerk", is_staff=True)
+    with ws(base, "/ws/staff/stock/", additional_headers=staff) as sock:
+        first = staff_frames(sock, 2)
+    assert first == {
+        "LIVE-S1": {"sku": "LIVE-S1", "available": 6, "stock_status": "in_stock", "version": 1, "on_hand": 6,
+                    "reserved": 0},
+        "LIVE-S2": {"sku": "LIVE-S2", "available": 2, "stock_status": "low_stock", "version": 1, "on_hand": 2,
+                    "reserved": 0},
+    }  # fmt: skip
+
+    stock_receive(sku="LIVE-S1", quantity=4)  # while no socket is open: a page that reconnects must see it
+    pipeline.relay()
+    with ws(base, "/ws/staff/stock/", additional_headers=staff) as sock:
+        again = staff_frames(sock, 2)
+        assert again["LIVE-S1"]["on_hand"] == 10 and again["LIVE-S1"]["version"] == 2
+        stock_receive(sku="LIVE-S2", quantity=1)
+        # The relay now publishes the older changes too (levels the socket already has; the page keeps the newest).
+        deadline = time.monotonic() + 30
+        while (change := frame(sock, timeout=30))["sku"] != "LIVE-S2" or change["version"] < 2:
+            assert time.monotonic() < deadline, "no frame of the new level"
+        assert change == {"sku": "LIVE-S2", "available": 3, "stock_status": "low_stock", "version": 2, "on_hand": 3,
+                          "reserved": 0}  # fmt: skip
+
+
+def test_staff_socket_refuses_a_logged_in_customer(pipeline):
+    base = pipeline.live()
+    with ws(base, "/ws/staff/stock/", additional_headers=session_cookie("clerk", is_staff=True)):
+        pass  # the same login, as staff, is let in
+    with pytest.raises(InvalidStatus) as refused:
+        ws(base, "/ws/staff/stock/", additional_headers=session_cookie("ann", is_staff=False))
+    assert refused.value.response.status_code == 403
 
 
 def test_order_socket_follows_an_order_and_ends_with_the_timeline_the_database_holds(pipeline, make_product):
@@ -170,20 +222,32 @@ def test_after_a_nats_outage_every_socket_is_sent_its_levels_again(transactional
     make_product("LIVE-5", stock=0)
     StockLevel.objects.create(sku="LIVE-5", on_hand=4, reserved=0, available=4, version=3,
                               changed_at=timezone.now(), updated_at=timezone.now())  # fmt: skip
+    StockItem.objects.create(sku="LIVE-5", on_hand=4, reserved=0, version=3)
+    staff = session_cookie("clerk", is_staff=True)
     pipe = Pipeline(tmp=tmp_path, nats_url=own_nats.url)
     try:
         base = pipe.live()
-        with ws(base, "/ws/stock/") as sock:
+        with ws(base, "/ws/stock/") as sock, ws(base, "/ws/staff/stock/", additional_headers=staff) as staff_sock:
             sock.send(json.dumps({"subscribe": ["LIVE-5"]}))
             assert frame(sock)["version"] == 3
+            assert frame(staff_sock)["version"] == 3
             own_nats.stop()
             StockLevel.objects.filter(sku="LIVE-5").update(available=2, version=4)  # what the process missed
+            StockItem.objects.filter(sku="LIVE-5").update(on_hand=2, version=4)
             own_nats.start()
             assert frame(sock, timeout=30) == {
                 "sku": "LIVE-5",
                 "available": 2,
                 "stock_status": "low_stock",
                 "version": 4,
+            }
+            assert frame(staff_sock, timeout=30) == {
+                "sku": "LIVE-5",
+                "available": 2,
+                "stock_status": "low_stock",
+                "version": 4,
+                "on_hand": 2,
+                "reserved": 0,
             }
     finally:
         pipe.stop()

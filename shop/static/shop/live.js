@@ -101,7 +101,8 @@ function followOrder() {
   });
 }
 
-// Staff inventory table: on hand, reserved, available and version of every row, live.
+// Staff inventory table: on hand, reserved, available and version of every row, live. The socket sends
+// every row on each (re)connection, so after a drop the table catches up with what changed meanwhile.
 function followStaffStock() {
   const table = document.getElementById("inventory");
   if (!table) return;
