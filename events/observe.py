@@ -35,7 +35,11 @@ def recorded(envelopes) -> None:
     logcontext.bind(correlation_id=envelopes[0].correlation_id)
     if flow.isEnabledFor(20):
         for envelope in envelopes:
-            with logcontext.bound(event_id=envelope.event_id, causation_id=envelope.causation_id):
+            # Its own correlation id too: an event recorded once per batch (stock levels) has no
+            # message around it, and one of a set-based run may belong to another order than the first.
+            with logcontext.bound(
+                correlation_id=envelope.correlation_id, event_id=envelope.event_id, causation_id=envelope.causation_id
+            ):
                 flow.info("recorded %s", envelope.type)
     types = [e.type for e in envelopes]
     transaction.on_commit(lambda: [metrics.RECORDED.labels(t).inc() for t in types])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -42,6 +43,12 @@ def test_bind_outside_a_bound_block_does_not_stick():
     assert logcontext.current() == {}
 
 
+def now_to_the_millisecond() -> datetime:
+    """Return the time now, cut to the milliseconds log lines are stamped with."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 def json_lines(text: str) -> list[dict]:
     """Parse the JSON lines of a log (granian's own start/stop lines are not ours)."""
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
@@ -55,6 +62,7 @@ def test_every_line_of_one_orders_flow_carries_its_correlation_id(pipeline, make
     base = pipeline.web()
 
     body = {"email": "ann@example.org", "lines": [{"sku": "MUG-1", "quantity": 2}]}
+    since = now_to_the_millisecond()
     order_id = httpx.post(f"{base}/api/orders", json=body).json()["id"]
     wait_for(lambda: Order.objects.get(id=order_id).status == Order.Status.CONFIRMED, message="the confirmation")
     wait_for(lambda: StockLevel.objects.filter(sku="MUG-1", available=3).exists(), message="the projection")
@@ -79,6 +87,12 @@ def test_every_line_of_one_orders_flow_carries_its_correlation_id(pipeline, make
     everything = [line for found in lines.values() for line in found]
     assert {line["correlation_id"] for line in everything if "correlation_id" in line} == {order_id}
     assert [line for line in everything if "correlation_id" not in line] == []
+    # Not only the lines found by the order's ids: every line of the flow logger since the order was placed
+    # (the catalog's own stock events included) belongs to a flow and says which.
+    window = [line for proc in pipeline.procs for line in json_lines(proc.log_path.read_text())
+              if line["logger"] == "events.flow" and datetime.fromisoformat(line["ts"]) >= since]  # fmt: skip
+    assert len(window) >= len(everything)
+    assert [line for line in window if not line.get("correlation_id")] == []
     web = [line["message"] for line in lines["web"]]
     assert "recorded OrderPlaced" in web and any(m.startswith("POST /api/orders 202") for m in web)
     handled = [line for line in lines["workers"] if line["message"].startswith("handled")]
