@@ -78,21 +78,35 @@ def test_the_issue_figures_are_on_the_dashboard():
     assert wanted <= read, wanted - read
 
 
+def app_services(compose: dict) -> set[str]:
+    """Return the long-running services that run the app's code (not the one-off migration, not Locust)."""
+    return {
+        name for name, service in compose.items()
+        if service.get("build") == "." and name != "migrate" and not service.get("profiles")
+    }  # fmt: skip
+
+
 def test_prometheus_scrapes_every_process_where_it_serves_metrics():
     compose = load_yaml(BASE / "docker-compose.yml")["services"]
     jobs = {job["job_name"]: job for job in load_yaml(DEPLOY / "prometheus" / "prometheus.yml")["scrape_configs"]}
-    assert set(jobs) == {"web", "relay", "workers"}
+    assert set(jobs) == {"web", "live", "relay", "workers"}
+    scraped = set()
     for job in jobs.values():
         (sd,) = job["dns_sd_configs"]
         (service,) = sd["names"]
         assert service in compose, service
+        scraped.add(service)
         assert job.get("metrics_path", "/metrics") == "/metrics"
-        env = compose[service]["environment"]
-        if service == "web":  # the Django view of config/urls.py, on granian's port
-            assert sd["port"] == 8000 and "--port 8000" in " ".join(compose[service]["command"])
-            assert env["PROMETHEUS_MULTIPROC_DIR"] in " ".join(compose[service]["command"])
+        env, command = compose[service]["environment"], " ".join(compose[service]["command"])
+        if "granian" in command:  # web (WSGI), live (ASGI): the Django view of config/urls.py, on granian's port
+            assert f"--port {sd['port']}" in command, (service, sd["port"])
+            # Several granian workers per replica: their samples must meet in one emptied folder.
+            assert f"rm -rf {env['PROMETHEUS_MULTIPROC_DIR']} && mkdir {env['PROMETHEUS_MULTIPROC_DIR']}" in command
         else:  # prometheus_client's own server, started by the command when METRICS_PORT is set
             assert int(env["METRICS_PORT"]) == sd["port"]
+    assert [jobs[s]["dns_sd_configs"][0]["port"] for s in ("web", "live")] == [8000, 8001]
+    assert scraped == app_services(compose), app_services(compose) - scraped
+    assert scraped <= set(compose["prometheus"]["depends_on"])
     from django.urls import resolve
 
     assert resolve("/metrics").func.__name__ == "prometheus"
