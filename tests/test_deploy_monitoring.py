@@ -112,6 +112,39 @@ def test_prometheus_scrapes_every_process_where_it_serves_metrics():
     assert resolve("/metrics").func.__name__ == "prometheus"
 
 
+# The hops of one message, one after the other: each starts where the one before ends.
+DISJOINT_HOPS = {"events_relay_lag_seconds_bucket", "events_queue_wait_seconds_bucket",
+                 "events_batch_duration_seconds_bucket"}  # fmt: skip
+
+
+def stacked_queries(panel: dict) -> list[str]:
+    """Return the queries a panel draws stacked (its default, unless an override of that query says otherwise)."""
+    defaults = panel["fieldConfig"]["defaults"].get("custom", {}).get("stacking", {}).get("mode", "none")
+    unstacked = {
+        override["matcher"]["options"] for override in panel["fieldConfig"].get("overrides", [])
+        if override["matcher"]["id"] == "byFrameRefID"
+        and any(p["id"] == "custom.stacking" and p["value"]["mode"] == "none" for p in override["properties"])
+    }  # fmt: skip
+    if defaults == "none":
+        return []
+    return [target["expr"] for target in panel["targets"] if target["refId"] not in unstacked]
+
+
+def test_a_stacked_panel_stacks_only_disjoint_hops():
+    """Stacking adds the series up: a latency that includes another (apply lag includes relay lag) must not be."""
+    stacks = 0
+    for path in (DEPLOY / "grafana" / "dashboards").glob("*.json"):
+        for panel in json.loads(path.read_text())["panels"]:
+            stacked = stacked_queries(panel)
+            if not stacked:
+                continue
+            stacks += 1
+            names = [metric_names(expr) for expr in stacked]
+            assert all(len(n) == 1 and n <= DISJOINT_HOPS for n in names), (panel["title"], names)
+            assert len(set().union(*names)) == len(names), f"{panel['title']}: a hop stacked twice"
+    assert stacks >= 1  # the per-hop panel
+
+
 def test_grafana_is_provisioned_with_the_dashboard_and_its_data_source():
     compose = load_yaml(BASE / "docker-compose.yml")["services"]
     sources = load_yaml(DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml")["datasources"]
