@@ -74,6 +74,7 @@ def test_the_issue_figures_are_on_the_dashboard():
         "events_recorded_total", "shop_order_latency_seconds_bucket", "events_jetstream_pending_messages",
         "events_outbox_depth", "events_outbox_oldest_age_seconds", "events_dead_letters_total",
         "stock_cache_hits_total", "events_relay_lag_seconds_bucket", "events_queue_wait_seconds_bucket",
+        "shop_order_push_lag_seconds_bucket", "websocket_connections",
     }  # fmt: skip
     assert wanted <= read, wanted - read
 
