@@ -231,7 +231,7 @@ LOGGING = {
 # Metrics: relay and workers serve their own /metrics on this port when set (one container each in
 # docker-compose); in the devstack they share PROMETHEUS_MULTIPROC_DIR and the web serves them all.
 METRICS_PORT = int(os.environ.get("METRICS_PORT", "0"))
-# Real OpenTelemetry spans from the traceparent headers (needs `pip install opentelemetry-api` and an SDK).
+# Real OpenTelemetry spans from the traceparent headers (needs the `otel` extras: `pip install ".[otel]"`).
 TRACING_OTEL = _env_bool("TRACING_OTEL", False)
 # Ops page: how many recent orders the per-hop latency chart shows.
 OPS_RECENT_ORDERS = int(os.environ.get("OPS_RECENT_ORDERS", "30"))

@@ -147,7 +147,8 @@ def _decode(consumer: Consumer, deliveries: list[Delivery], verdicts: list[Verdi
         try:
             envelope, event = decode(delivery.data, consumer.types)
         except DecodeError as exc:
-            _dead_letter(consumer, delivery, f"cannot decode: {exc}")
+            with observe.failing(consumer.name, delivery):
+                _dead_letter(consumer, delivery, f"cannot decode: {exc}")
             verdicts[i] = Verdict.TERM
             continue
         if event is not None:  # None: a type this consumer does not subscribe to
@@ -213,10 +214,11 @@ def _apply(consumer: Consumer, delivery: Delivery, envelope: Envelope, event: Ev
                     else:
                         handler(event)
     except Exception as exc:
-        if delivery.num_delivered >= max_deliver:
-            _dead_letter(consumer, delivery, f"failed {delivery.num_delivered} times, last: {exc!r}")
-            return Verdict.TERM
-        log.warning("%s failed on %s (delivery %d): %r", consumer.name, envelope.type, delivery.num_delivered, exc)
+        with observe.failing(consumer.name, delivery, envelope):
+            if delivery.num_delivered >= max_deliver:
+                _dead_letter(consumer, delivery, f"failed {delivery.num_delivered} times, last: {exc!r}")
+                return Verdict.TERM
+            log.warning("%s failed on %s (delivery %d): %r", consumer.name, envelope.type, delivery.num_delivered, exc)
         return Verdict.NAK
     return Verdict.ACK
 

@@ -1,5 +1,7 @@
 """The event log (which is also the outbox), consumer receipts and dead letters."""
 
+import uuid
+
 from django.db import models
 
 
@@ -48,6 +50,8 @@ class ProcessedEvent(models.Model):
 class DeadLetter(models.Model):
     """A message a consumer could not decode or kept failing on, kept for replay."""
 
+    # The id the ops page and its URLs use: never the sequential primary key.
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     consumer = models.CharField(max_length=100)
     subject = models.CharField(max_length=200)
     data = models.BinaryField()

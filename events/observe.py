@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from django.db import transaction
 
 from . import logcontext, metrics, tracing
+from .base import DecodeError, decode_envelope
 from .logcontext import flow
 
 
@@ -34,7 +35,11 @@ def recorded(envelopes) -> None:
     logcontext.bind(correlation_id=envelopes[0].correlation_id)
     if flow.isEnabledFor(20):
         for envelope in envelopes:
-            with logcontext.bound(event_id=envelope.event_id, causation_id=envelope.causation_id):
+            # Its own correlation id too: an event recorded once per batch (stock levels) has no
+            # message around it, and one of a set-based run may belong to another order than the first.
+            with logcontext.bound(
+                correlation_id=envelope.correlation_id, event_id=envelope.event_id, causation_id=envelope.causation_id
+            ):
                 flow.info("recorded %s", envelope.type)
     types = [e.type for e in envelopes]
     transaction.on_commit(lambda: [metrics.RECORDED.labels(t).inc() for t in types])
@@ -178,6 +183,29 @@ def handling_run(consumer: str, items: list) -> Iterator[None]:
             metrics.APPLY_LAG.labels(consumer).observe(_age(envelope.occurred_at))
 
     transaction.on_commit(on_commit)
+
+
+@contextmanager
+def failing(consumer: str, delivery, envelope=None) -> Iterator[None]:
+    """Around the lines of a message that failed or is dead-lettered: the fields of its flow, as far as known.
+
+    The handlers' own context has ended by then. A message that cannot be decoded
+    still names its consumer and delivery, and its ids if its envelope parses.
+    """
+    if envelope is None:
+        try:
+            envelope, _ = decode_envelope(delivery.data)
+        except DecodeError:
+            pass
+    ids = {}
+    if envelope is not None:
+        ids = {"correlation_id": envelope.correlation_id, "event_id": envelope.event_id,
+               "causation_id": envelope.causation_id}  # fmt: skip
+    trace = tracing.parse(delivery.headers.get("traceparent"))
+    with logcontext.bound(
+        **ids, consumer=consumer, delivery=delivery.num_delivered, trace_id=trace[0] if trace else None
+    ):
+        yield
 
 
 def dead_lettered(consumer: str) -> None:

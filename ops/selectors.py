@@ -50,8 +50,9 @@ def dead_letters(limit: int = 20) -> list[dict]:
     """Return the newest dead letters, waiting ones first."""
     rows = DeadLetter.objects.order_by("replayed_at", "-created_at")[:limit]
     return [
-        {"id": d.id, "consumer": d.consumer, "subject": d.subject, "error": d.error[:300], "deliveries": d.deliveries,
-         "created_at": d.created_at.isoformat(), "replayed_at": d.replayed_at.isoformat() if d.replayed_at else None}
+        {"id": str(d.public_id), "consumer": d.consumer, "subject": d.subject, "error": d.error[:300],
+         "deliveries": d.deliveries, "created_at": d.created_at.isoformat(),
+         "replayed_at": d.replayed_at.isoformat() if d.replayed_at else None}
         for d in rows
     ]  # fmt: skip
 

@@ -3,7 +3,7 @@
 The message keeps its bytes, so its ``event_id`` (and with it each consumer's
 receipt) is unchanged: a consumer that had applied it skips it, one that had
 not applies it now. It goes out under a new ``Nats-Msg-Id`` of its own
-(``replay-<dead letter id>``), so JetStream does not drop it as a duplicate of
+(``replay-<the dead letter's public id>``), so JetStream does not drop it as a duplicate of
 the first publication, yet a second click within the duplicate window does not
 publish it twice. The dead letter is marked replayed only once JetStream
 acknowledged the publication.
@@ -12,6 +12,7 @@ acknowledged the publication.
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 from django.db import transaction
 from django.utils import timezone
@@ -38,14 +39,14 @@ async def _publish(subject: str, data: bytes, headers: dict[str, str]) -> None:
         await nc.close()
 
 
-def dead_letter_replay(*, dead_letter_id: int) -> DeadLetter:
-    """Publish a dead letter's message again and mark it replayed."""
+def dead_letter_replay(*, dead_letter_id: uuid.UUID) -> DeadLetter:
+    """Publish a dead letter's message again and mark it replayed (``dead_letter_id``: its public id)."""
     with transaction.atomic():
-        letter = DeadLetter.objects.select_for_update().get(id=dead_letter_id)
+        letter = DeadLetter.objects.select_for_update().get(public_id=dead_letter_id)
         if letter.replayed_at is not None:
-            raise AlreadyReplayed(str(letter.id))
+            raise AlreadyReplayed(str(letter.public_id))
         headers = {k: v for k, v in letter.headers.items() if k == "traceparent"}
-        headers["Nats-Msg-Id"] = f"replay-{letter.id}"
+        headers["Nats-Msg-Id"] = f"replay-{letter.public_id}"
         try:
             asyncio.run(asyncio.wait_for(_publish(letter.subject, bytes(letter.data), headers), PUBLISH_TIMEOUT + 2))
         except Exception as exc:

@@ -6,5 +6,5 @@ app_name = "ops"
 urlpatterns = [
     path("", views.page, name="page"),
     path("figures", views.figures, name="figures"),
-    path("dead-letters/<int:dead_letter_id>/replay", views.replay, name="replay"),
+    path("dead-letters/<uuid:dead_letter_id>/replay", views.replay, name="replay"),
 ]

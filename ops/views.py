@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.contrib.auth.decorators import user_passes_test
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -41,7 +43,7 @@ def figures(request: HttpRequest) -> JsonResponse:
 
 @api_view("POST")
 @staff_required
-def replay(request: HttpRequest, dead_letter_id: int) -> JsonResponse:
+def replay(request: HttpRequest, dead_letter_id: uuid.UUID) -> JsonResponse:
     try:
         letter = dead_letter_replay(dead_letter_id=dead_letter_id)
     except DeadLetter.DoesNotExist:
@@ -50,4 +52,4 @@ def replay(request: HttpRequest, dead_letter_id: int) -> JsonResponse:
         raise ApiError(409, "already_replayed", "this dead letter was replayed already") from None
     except ReplayUnavailable as exc:
         raise ApiError(503, "nats_unavailable", str(exc)) from None
-    return JsonResponse({"id": letter.id, "replayed_at": letter.replayed_at.isoformat()}, status=202)
+    return JsonResponse({"id": str(letter.public_id), "replayed_at": letter.replayed_at.isoformat()}, status=202)

@@ -17,6 +17,7 @@ from events import metrics
 from events.base import SKU_PATTERN
 
 from . import live
+from .metrics import order_event_pushed
 from .models import Order
 
 MAX_FRAME = 16 * 1024
@@ -137,6 +138,7 @@ class OrderConsumer(CountedSocket):
     async def order_event(self, message: dict) -> None:
         entry = message["entry"]
         await self.send(text_data=json.dumps({"type": "event", "entry": entry}))
+        order_event_pushed(entry["type"], entry["at"])
         if entry["type"] in FINAL:
             # The shop committed this decision with its timeline before the relay published it:
             # the database now holds the whole story, so send it as it is stored.

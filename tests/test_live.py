@@ -253,12 +253,27 @@ def test_after_a_nats_outage_every_socket_is_sent_its_levels_again(transactional
         pipe.stop()
 
 
-def test_metrics_count_open_sockets_and_near_cache_reads(pipeline, make_product):
+def test_metrics_count_open_sockets_near_cache_reads_and_order_pushes(pipeline, make_product):
     from tests.test_monitoring import scrape_until, value
 
     make_product("LIVE-6", stock=10)
-    pipeline.start()
+    make_product("LIVE-7", stock=5)
+    pipeline.relay()  # the workers start once the order's socket is open, so each step is pushed to it
     base = pipeline.live()
+    order, _ = order_place(email="ann@example.org", lines=[LineRequest("LIVE-7", 1)])
+    with ws(base, f"/ws/orders/{order.id}/") as sock:
+        assert frame(sock)["status"] == "pending"
+        pipeline.workers()
+        wait_for(lambda: frame(sock, timeout=30).get("status") == "confirmed", 30, "the confirmed snapshot")
+    # The last hop of the flow (event committed → pushed on the order's socket), per event type.
+    steps = ("StockReserved", "OrderConfirmed")
+    pushed = scrape_until(
+        base,
+        lambda s: all(value(s, "shop_order_push_lag_seconds_count", type=t) >= 1 for t in steps),
+        message="the order's events pushed",
+    )
+    assert 0 < value(pushed, "shop_order_push_lag_seconds_sum", type="OrderConfirmed") < 30
+
     wait_for(lambda: StockLevel.objects.filter(sku="LIVE-6").exists(), message="the projection")
     with ws(base, "/ws/stock/") as sock:
         sock.send(json.dumps({"subscribe": ["LIVE-6"]}))

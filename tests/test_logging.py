@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
 from events import logcontext
-from events.models import StoredEvent
+from events.models import DeadLetter, StoredEvent
 from shop.models import Order, StockLevel
-from tests.pipeline import wait_for
+from tests.pipeline import publish_raw, run_async, wait_for
 
 
 def record(message: str) -> logging.LogRecord:
@@ -41,6 +43,12 @@ def test_bind_outside_a_bound_block_does_not_stick():
     assert logcontext.current() == {}
 
 
+def now_to_the_millisecond() -> datetime:
+    """Return the time now, cut to the milliseconds log lines are stamped with."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 def json_lines(text: str) -> list[dict]:
     """Parse the JSON lines of a log (granian's own start/stop lines are not ours)."""
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
@@ -54,6 +62,7 @@ def test_every_line_of_one_orders_flow_carries_its_correlation_id(pipeline, make
     base = pipeline.web()
 
     body = {"email": "ann@example.org", "lines": [{"sku": "MUG-1", "quantity": 2}]}
+    since = now_to_the_millisecond()
     order_id = httpx.post(f"{base}/api/orders", json=body).json()["id"]
     wait_for(lambda: Order.objects.get(id=order_id).status == Order.Status.CONFIRMED, message="the confirmation")
     wait_for(lambda: StockLevel.objects.filter(sku="MUG-1", available=3).exists(), message="the projection")
@@ -78,8 +87,54 @@ def test_every_line_of_one_orders_flow_carries_its_correlation_id(pipeline, make
     everything = [line for found in lines.values() for line in found]
     assert {line["correlation_id"] for line in everything if "correlation_id" in line} == {order_id}
     assert [line for line in everything if "correlation_id" not in line] == []
+    # Not only the lines found by the order's ids: every line of the flow logger since the order was placed
+    # (the catalog's own stock events included) belongs to a flow and says which.
+    window = [line for proc in pipeline.procs for line in json_lines(proc.log_path.read_text())
+              if line["logger"] == "events.flow" and datetime.fromisoformat(line["ts"]) >= since]  # fmt: skip
+    assert len(window) >= len(everything)
+    assert [line for line in window if not line.get("correlation_id")] == []
     web = [line["message"] for line in lines["web"]]
     assert "recorded OrderPlaced" in web and any(m.startswith("POST /api/orders 202") for m in web)
     handled = [line for line in lines["workers"] if line["message"].startswith("handled")]
     assert {(line["consumer"], line["delivery"]) for line in handled} == {("inventory", 1), ("shop", 1)}
     assert all(line["causation_id"] in event_ids for line in handled if line["consumer"] == "shop")
+
+
+def stock_reserved(order_id: str, causation_id: str) -> bytes:
+    """Return a reservation of an order the shop does not have: its handler fails on every delivery."""
+    return json.dumps({
+        "event_id": str(uuid.uuid4()), "type": "StockReserved", "version": 1,
+        "occurred_at": "2026-01-01T00:00:00+00:00", "aggregate_id": order_id, "correlation_id": order_id,
+        "causation_id": causation_id, "data": {"order_id": order_id, "lines": []},
+    }).encode()  # fmt: skip
+
+
+@pytest.mark.pipeline
+def test_lines_of_a_failing_and_a_poison_message_carry_their_flow(pipeline):
+    pipeline.extra_env.update(LOG_FORMAT="json", EVENT_MAX_DELIVER="2")
+    pipeline.start()
+    order_id, cause = str(uuid.uuid4()), str(uuid.uuid4())
+    failing = stock_reserved(order_id, cause)
+    event_id = json.loads(failing)["event_id"]
+    run_async(publish_raw(pipeline.nats_url, "inventory.reservation.reserved", failing))
+    run_async(publish_raw(pipeline.nats_url, "shop.order.placed", b"{not json", msg_id="poison-1"))
+    wait_for(lambda: DeadLetter.objects.count() == 2, 30, "both messages dead-lettered")
+
+    def consumer_lines() -> dict[str, dict] | None:
+        lines = [line for proc in pipeline.procs if proc.name == "workers"
+                 for line in json_lines(proc.log_path.read_text()) if line["logger"] == "events.consumer"]  # fmt: skip
+        found = {
+            "failed": [x for x in lines if "failed on StockReserved (delivery 1)" in x["message"]],
+            "dead-lettered": [x for x in lines if x["message"].startswith("dead-lettered on shop ")],
+            "undecodable": [x for x in lines if x["message"].startswith("dead-lettered on inventory ")],
+        }
+        return {key: one for key, (one,) in found.items()} if all(len(v) == 1 for v in found.values()) else None
+
+    lines = wait_for(consumer_lines, 10, "the workers' failure lines")
+    flow = {"correlation_id": order_id, "event_id": event_id, "causation_id": cause, "consumer": "shop"}
+    assert lines["failed"]["level"] == "warning" and lines["dead-lettered"]["level"] == "error"
+    assert {key: lines["failed"].get(key) for key in [*flow, "delivery"]} == {**flow, "delivery": 1}
+    assert {key: lines["dead-lettered"].get(key) for key in [*flow, "delivery"]} == {**flow, "delivery": 2}
+    # Nothing of the poison message parses but where it was and how often it came.
+    poison = lines["undecodable"]
+    assert (poison["consumer"], poison["delivery"], poison.get("correlation_id")) == ("inventory", 1, None)

@@ -54,10 +54,11 @@ def test_a_dead_letter_is_listed_and_its_replay_completes_the_flow(pipeline):
     Order.objects.create(id=order_id, email="late@example.org", total=Decimal("1.00"), currency="EUR")
     answer = httpx.post(f"{base}/ops/dead-letters/{letter['id']}/replay", headers=auth)
     assert answer.status_code == 202, answer.text
+    assert answer.json()["id"] == letter["id"] == str(DeadLetter.objects.get().public_id)
 
     wait_for(lambda: Order.objects.get(id=order_id).status == Order.Status.CONFIRMED, 30, "the replayed flow")
     assert StoredEvent.objects.filter(type="OrderConfirmed", correlation_id=order_id).count() == 1
-    assert DeadLetter.objects.get(id=letter["id"]).replayed_at is not None
+    assert DeadLetter.objects.get(public_id=letter["id"]).replayed_at is not None
     again = httpx.post(f"{base}/ops/dead-letters/{letter['id']}/replay", headers=auth)
     assert again.status_code == 409
     figures = httpx.get(f"{base}/ops/figures", headers=auth).json()

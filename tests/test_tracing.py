@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
+from pathlib import Path
+
 import nats
 import pytest
 
@@ -21,6 +25,16 @@ def test_a_valid_traceparent_is_continued_and_a_bad_one_starts_a_new_trace():
     for bad in ["", "junk", f"00-{'0' * 32}-00f067aa0ba902b7-01", f"00-{TRACE}-{'0' * 16}-01", CALLER.upper()]:
         with tracing.continued(bad, "work") as mine:
             assert tracing.parse(mine) is not None and tracing.parse(mine)[0] != TRACE
+
+
+def test_the_optional_opentelemetry_packages_are_one_pinned_extras_group_the_docs_install():
+    base = Path(__file__).resolve().parent.parent
+    otel = tomllib.loads((base / "pyproject.toml").read_text())["project"]["optional-dependencies"]["otel"]
+    assert all(re.fullmatch(r"opentelemetry-[a-z-]+==\d[\w.]*", requirement) for requirement in otel), otel
+    # The API events.tracing imports, the SDK that makes spans, and what exports and configures them.
+    names = {requirement.split("==")[0] for requirement in otel}
+    assert names == {"opentelemetry-api", "opentelemetry-sdk", "opentelemetry-distro", "opentelemetry-exporter-otlp"}
+    assert '.venv/bin/pip install ".[otel]"' in (base / "docs" / "observability.md").read_text()
 
 
 async def message_headers(nats_url: str, stream: str, subject: str) -> dict:

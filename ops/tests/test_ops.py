@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 
 from accounts.tokens import token_issue
@@ -38,6 +39,7 @@ def test_the_page_is_for_staff_only(client, staff):
     for chart in ["orders", "latency", "pending", "outbox", "outbox-age", "cache", "hops", "dead-letters"]:
         assert f'id="{chart}"' in page.content.decode()
     assert 'id="ops-hops"' in page.content.decode()
+    assert '"/ops/dead-letters/00000000-0000-0000-0000-000000000000/replay"' in page.content.decode()
 
 
 def test_the_figures_are_for_staff_only(client):
@@ -50,15 +52,15 @@ def test_the_figures_are_for_staff_only(client):
 
 
 def test_the_figures_hold_what_the_page_draws(staff):
-    DeadLetter.objects.create(consumer="inventory", subject="shop.order.placed", data=b"{", error="cannot decode",
-                              deliveries=1)  # fmt: skip
+    letter = DeadLetter.objects.create(consumer="inventory", subject="shop.order.placed", data=b"{",
+                                       error="cannot decode", deliveries=1)  # fmt: skip
     body = staff.get("/ops/figures").json()
     assert set(body) >= {"at", "counters", "latency", "pending", "outbox", "hops", "dead_letters", "websockets"}
     assert set(body["counters"]) >= {"placed", "confirmed", "rejected", "dead_letters", "cache_hits", "cache_misses"}
     assert body["outbox"] == {"depth": 0, "oldest_age": 0}
     assert body["dead_letters_waiting"] == 1
-    assert [(d["consumer"], d["error"], d["replayed_at"]) for d in body["dead_letters"]] == [
-        ("inventory", "cannot decode", None)
+    assert [(d["id"], d["consumer"], d["error"], d["replayed_at"]) for d in body["dead_letters"]] == [
+        (str(letter.public_id), "inventory", "cannot decode", None)
     ]
 
 
@@ -66,11 +68,15 @@ def test_replay_refuses_unknown_and_replayed_letters_and_session_writes_without_
     letter = DeadLetter.objects.create(consumer="shop", subject="x.y", data=b"{}", error="e", deliveries=1,
                                        replayed_at=timezone.now())  # fmt: skip
     token = staff.get("/ops/").cookies["csrftoken"].value
-    assert staff.post("/ops/dead-letters/999999/replay", HTTP_X_CSRFTOKEN=token).status_code == 404
-    replayed = staff.post(f"/ops/dead-letters/{letter.id}/replay", HTTP_X_CSRFTOKEN=token)
+    unknown = staff.post(f"/ops/dead-letters/{uuid.uuid4()}/replay", HTTP_X_CSRFTOKEN=token)
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "not_found")
+    replayed = staff.post(f"/ops/dead-letters/{letter.public_id}/replay", HTTP_X_CSRFTOKEN=token)
     assert (replayed.status_code, replayed.json()["error"]["code"]) == (409, "already_replayed")
-    assert staff.post(f"/ops/dead-letters/{letter.id}/replay").status_code == 403  # no CSRF token
-    assert staff.get(f"/ops/dead-letters/{letter.id}/replay").status_code == 405
+    assert staff.post(f"/ops/dead-letters/{letter.public_id}/replay").status_code == 403  # no CSRF token
+    assert staff.get(f"/ops/dead-letters/{letter.public_id}/replay").status_code == 405
+    # The sequential key is no address: nothing answers at it.
+    with pytest.raises(Resolver404):
+        resolve(f"/ops/dead-letters/{letter.id}/replay")
 
 
 def stored(type_: str, correlation_id: str, at, published, cause=None) -> StoredEvent:
@@ -113,7 +119,7 @@ def test_replay_while_nats_is_unreachable_answers_503_and_changes_nothing(staff,
     settings.NATS_URL = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
     letter = DeadLetter.objects.create(consumer="shop", subject="x.y", data=b"{}", error="e", deliveries=1)
     token = staff.get("/ops/").cookies["csrftoken"].value
-    answer = staff.post(f"/ops/dead-letters/{letter.id}/replay", HTTP_X_CSRFTOKEN=token)
+    answer = staff.post(f"/ops/dead-letters/{letter.public_id}/replay", HTTP_X_CSRFTOKEN=token)
     assert (answer.status_code, answer.json()["error"]["code"]) == (503, "nats_unavailable")
     letter.refresh_from_db()
     assert letter.replayed_at is None

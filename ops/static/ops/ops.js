@@ -106,9 +106,11 @@ function hopsChart(orders) {
 
 function csrfToken() { return document.querySelector("input[name=csrfmiddlewaretoken]").value; }
 
+// id: the dead letter's public id (a UUID), put into the URL the page was given.
 async function replay(id, button) {
   button.disabled = true;
-  const resp = await fetch(`dead-letters/${id}/replay`, {method: "POST", headers: {"X-CSRFToken": csrfToken()}});
+  const url = window.OPS_REPLAY.replace("00000000-0000-0000-0000-000000000000", encodeURIComponent(id));
+  const resp = await fetch(url, {method: "POST", headers: {"X-CSRFToken": csrfToken()}});
   const body = await resp.json();
   button.textContent = resp.ok ? "replayed" : (body.error ? body.error.message : "failed");
 }
