@@ -9,7 +9,8 @@
 3. Runs ``locust --headless`` with ``loadtests/locust.conf`` (``LOCUST_*``
    variables and extra options override it), writing ``report.html`` and the
    CSV files into ``loadtests/reports/<timestamp>/``.
-4. Fails the run if the failed requests pass ``--max-error-ratio``
+4. Fails the run if Locust crashed (an exit code other than 0, or 1 for
+   failed requests), if the failed requests pass ``--max-error-ratio``
    (``LOCUST_MAX_ERROR_RATIO``, default 1 %) or if ``manage.py
    verify_invariants`` finds an oversold SKU, a lost or still pending order,
    or a stuck outbox once the last orders have had ``--settle`` seconds to end.
@@ -111,14 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     stats = folder / "stats_stats.csv"
     if not stats.exists():
         say(f"error: Locust wrote no statistics (exit code {code}); see its output above")
-        return code or 1
+        return code if code > 0 else 1  # a negative code (killed by a signal) is no exit status
     totals = read_totals(stats)
     say(f"{totals.requests} requests, {totals.failures} failed ({totals.error_ratio:.2%}); "
         f"waiting up to {args.settle:.0f}s for every order to end, then verify_invariants")  # fmt: skip
     ok, output = verify_invariants(env, args.settle)
     (folder / "invariants.txt").write_text(output + "\n")
     print(output)
-    problems = verdict_problems(totals, args.max_error_ratio, ok)
+    problems = verdict_problems(totals, args.max_error_ratio, ok, locust_code=code)
     verdict = "FAIL: " + "; ".join(problems) if problems else "PASS: no request over the error budget, invariants hold"
     (folder / "verdict.txt").write_text(verdict + "\n")
     say(verdict)

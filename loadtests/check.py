@@ -283,9 +283,17 @@ def verify_invariants(env: dict[str, str], settle_seconds: float) -> tuple[bool,
         time.sleep(1)
 
 
-def verdict_problems(totals: Totals, max_error_ratio: float, invariants_ok: bool) -> list[str]:
-    """Return what makes the run fail: too many failed requests, no requests at all, broken invariants."""
+def verdict_problems(totals: Totals, max_error_ratio: float, invariants_ok: bool, locust_code: int = 0) -> list[str]:
+    """Return what makes the run fail: Locust crashed, too many failed requests, no requests, broken invariants.
+
+    Locust exits 0, or 1 when a request failed (its ``--exit-code-on-error``),
+    which the error budget judges; any other code is a crash (2: an unhandled
+    exception in a user, negative: killed by a signal), whatever the CSV says.
+    """
     problems = []
+    if locust_code not in (0, 1):
+        problems.append(f"Locust crashed (exit code {locust_code}): its output above says why; the figures "
+                        "may be partial")  # fmt: skip
     if not totals.requests:
         problems.append("no request was made: is the host right?")
     elif totals.error_ratio > max_error_ratio:
