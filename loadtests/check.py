@@ -35,6 +35,9 @@ ORDER_STATUSES = {"pending", "confirmed", "rejected", "cancelled"}
 FINAL_STATUSES = {"confirmed", "rejected", "cancelled"}
 STOCK_STATUSES = {"in_stock", "low_stock", "sold_out"}
 FINAL_TIMELINE = {"OrderConfirmed": "confirmed", "OrderRejected": "rejected", "OrderCancelled": "cancelled"}
+# The flash sale's own scarce product, which ``make loadtest`` creates and stocks before each run
+# (``manage.py prepare_flash_sale LTD-001 --create``); ``--flash-sku`` / ``LOCUST_FLASH_SKU`` picks another.
+FLASH_SKU = "LTD-001"
 
 NOT_JSON = object()  # what ``decode`` returns for a body that is not JSON
 
@@ -211,6 +214,18 @@ def restock_problem(status: int, data: Any, sku: str, before: dict, quantity: in
     if data["on_hand"] < before["on_hand"] + quantity:
         return f"{sku}: on_hand {data['on_hand']} after adding {quantity} to {before['on_hand']}"
     return None
+
+
+def flash_sale_sku(chosen: str, products: list[dict]) -> str:
+    """Return the SKU of the flash sale: ``chosen``, else ``FLASH_SKU`` if the catalog has it, else its first product.
+
+    The flash-sale crowd buys it and the restocker leaves it alone, so both
+    must call this with the same catalog to agree on it.
+    """
+    if chosen:
+        return chosen
+    skus = [p["sku"] for p in products]
+    return FLASH_SKU if FLASH_SKU in skus else (skus[0] if skus else "")
 
 
 def final_latency(data: dict) -> tuple[str, float] | None:

@@ -118,3 +118,11 @@ def test_form_fields_are_read_and_a_form_must_redirect_where_it_should():
     assert check.redirect_problem(302, f"/orders/{ORDER_ID}/", check.ORDER_PAGE) is None
     assert "expected a redirect" in check.redirect_problem(400, "", check.ORDER_PAGE)  # the form came back with errors
     assert "redirected to '/login/'" in check.redirect_problem(302, "/login/", "/cart/")
+
+
+def test_the_flash_sale_sku_is_the_one_named_else_the_limited_lot_else_the_first_product():
+    catalog = [{"sku": "COF-001"}, {"sku": check.FLASH_SKU}]
+    assert check.flash_sale_sku("TEA-002", catalog) == "TEA-002"
+    assert check.flash_sale_sku("", catalog) == check.FLASH_SKU
+    assert check.flash_sale_sku("", catalog[:1]) == "COF-001"
+    assert check.flash_sale_sku("", []) == ""
