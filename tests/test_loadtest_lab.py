@@ -45,11 +45,16 @@ def test_a_tiny_lab_run_writes_its_tables_plots_and_json(tmp_path):
     assert 1 <= len(ladder["steps"]) <= 2 and ladder["stopped_because"]
     assert data["ceilings"]["pg_orders_per_s"] > 0, data["ceilings"]["pg_note"]
     assert data["ceilings"]["js_publish_per_s"] > 0 and data["ceilings"]["js_consume_per_s"] > 0
+    assert [r["name"] for r in data["reads"]] == ["near-cache", "database"]
+    for variant in data["reads"]:
+        assert variant["requests"] == 30 and variant["errors"] == 0 and variant["per_s"] > 0
+    assert data["reads"][1]["env"] == {"LIVE_FEED": "0"}
 
     folder = tmp_path / result.stem
-    for plot in ("scenarios.png", "ladder.png", "ceilings.png"):
+    for plot in ("scenarios.png", "ladder.png", "ceilings.png", "reads.png"):
         assert (folder / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", plot
     section = (folder / "benchmarks.md").read_text()
     assert "| baseline |" in section and "| batch-1 | EVENT_BATCH_SIZE=1 |" in section
     assert "The baseline's 2 rounds ran at" in section
     assert "### Saturation ladder (baseline)" in section and "### Physical ceilings" in section
+    assert "### Stock read path: near cache or database" in section and "(reads.png)" in section

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .ceilings import Ceilings  # noqa: E402
 from .ladder import Ladder  # noqa: E402
+from .reads import ReadFigures  # noqa: E402
 from .scenarios import BASELINE, Figures  # noqa: E402
 
 
@@ -87,4 +88,23 @@ def ceilings(knee: float | None, found: Ceilings, path: Path) -> Path:
     ax.set_ylabel("per second (log)")
     ax.set_title("The pipeline beside its physical ceilings, same machine")
     ax.tick_params(axis="x", labelsize=8)
+    return _save(fig, path)
+
+
+def reads(results: list[ReadFigures], path: Path) -> Path:
+    """Draw the product reads/s and p50/p99 answer time of each read path, the near cache first."""
+    names = [f.name for f in results][::-1]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 0.6 * len(results) + 2))
+    rates = [f.per_s for f in results][::-1]
+    left.barh(names, rates, color="tab:blue")
+    base = results[0].per_s
+    for y, rate in enumerate(rates):
+        left.text(rate, y, f" {rate:,.0f}" + (f"  x{rate / base:.2f}" if base else ""), va="center", fontsize=8)
+    left.set_xlim(0, max(rates) * 1.35 or 1)
+    left.set_xlabel("GET /api/products/{sku} per s")
+    left.set_title("Stock reads (closed loop)")
+    right.barh([n + " p99" for n in names], [f.p99_ms for f in results][::-1], color="tab:red", alpha=0.6)
+    right.barh([n + " p50" for n in names], [f.p50_ms for f in results][::-1], color="tab:green", alpha=0.6)
+    right.set_xlabel("answer time, ms")
+    right.set_title("Latency of a product read")
     return _save(fig, path)

@@ -132,12 +132,16 @@ def notes(results: list[Figures]) -> list[str]:
 
 
 def write_json(folder: Path, stamp: str, info: dict, options: dict, results: list[Figures],
-               ladders: list[Ladder], ceilings: Ceilings | None) -> Path:  # fmt: skip
-    """Write the run to ``folder/<stamp>.json`` and return its path."""
+               ladders: list[Ladder], ceilings: Ceilings | None, reads: list | None = None) -> Path:  # fmt: skip
+    """Write the run to ``folder/<stamp>.json`` and return its path.
+
+    ``reads`` are the stock read path's figures (``reads.ReadFigures``, one per variant), [] when not measured.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{stamp}.json"
     data = {"started_at": stamp, "machine": info, "options": options, "scenarios": [asdict(f) for f in results],
-            "ladders": [asdict(ld) for ld in ladders], "ceilings": asdict(ceilings) if ceilings else None}  # fmt: skip
+            "ladders": [asdict(ld) for ld in ladders], "ceilings": asdict(ceilings) if ceilings else None,
+            "reads": [asdict(r) for r in reads or []]}  # fmt: skip
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
 
