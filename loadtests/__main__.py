@@ -6,10 +6,16 @@
    checkout (``make demo``; its state file says where it serves).
 2. Gets a staff token for the restocker (``manage.py issue_token admin``)
    unless ``LOCUST_STAFF_TOKEN`` is set.
-3. Runs ``locust --headless`` with ``loadtests/locust.conf`` (``LOCUST_*``
+3. Makes the flash sale's SKU scarce: ``LOCUST_FLASH_SKU``, by default the
+   shop's limited lot ``LTD-001`` (created if missing), gets stock received
+   until ``--flash-stock`` units are available (``manage.py
+   prepare_flash_sale``; stock only ever changes through inventory events, so
+   a SKU with more keeps them). The restocker leaves that SKU alone.
+4. Runs ``locust --headless`` with ``loadtests/locust.conf`` (``LOCUST_*``
    variables and extra options override it), writing ``report.html`` and the
    CSV files into ``loadtests/reports/<timestamp>/``.
-4. Fails the run if the failed requests pass ``--max-error-ratio``
+5. Fails the run if Locust crashed (an exit code other than 0, or 1 for
+   failed requests), if the failed requests pass ``--max-error-ratio``
    (``LOCUST_MAX_ERROR_RATIO``, default 1 %) or if ``manage.py
    verify_invariants`` finds an oversold SKU, a lost or still pending order,
    or a stuck outbox once the last orders have had ``--settle`` seconds to end.
@@ -26,7 +32,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .check import BASE_DIR, devstack_state, read_totals, verdict_problems, verify_invariants
+from .check import BASE_DIR, FLASH_SKU, devstack_state, read_totals, verdict_problems, verify_invariants
 
 REPORTS = BASE_DIR / "loadtests" / "reports"
 LOCUST = str(Path(sys.executable).with_name("locust"))
@@ -40,6 +46,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
                         help="fail above this share of failed requests (0.01; LOCUST_MAX_ERROR_RATIO)")  # fmt: skip
     parser.add_argument("--settle", type=float, default=60.0,
                         help="seconds the last orders get to end before the invariant check (60)")  # fmt: skip
+    stock = int(os.environ.get("LOCUST_FLASH_STOCK", "20"))
+    parser.add_argument("--flash-stock", type=int, default=stock,
+                        help="units of the flash SKU available when the run starts (20; LOCUST_FLASH_STOCK; "
+                             "0 leaves its stock as it is)")  # fmt: skip
     parser.add_argument("--reports", type=Path, default=REPORTS, help="folder of the reports (loadtests/reports)")
     return parser.parse_known_args(argv)
 
@@ -81,6 +91,23 @@ def staff_token(env: dict[str, str]) -> str:
     return lines[-1]
 
 
+def prepare_flash_sale(env: dict[str, str], units: int) -> str | None:
+    """Make the flash SKU scarce (``manage.py prepare_flash_sale``); return it, '' to leave it unset, None on error."""
+    sku = env.get("LOCUST_FLASH_SKU", "")
+    if units <= 0:
+        return sku
+    command = [sys.executable, str(BASE_DIR / "manage.py"), "prepare_flash_sale", sku or FLASH_SKU,
+               "--units", str(units), *([] if sku else ["--create"])]  # fmt: skip
+    done = subprocess.run(command, env=env, cwd=BASE_DIR, capture_output=True, text=True)
+    lines = (done.stdout + done.stderr).strip().splitlines() or ["?"]
+    if done.returncode:
+        say(f"error: could not prepare the flash sale ({lines[-1]}); it needs the shop's database, as "
+            "verify_invariants does, or --flash-stock 0 to leave the stock as it is")  # fmt: skip
+        return None
+    say(f"flash sale: {lines[-1]}")
+    return sku or FLASH_SKU
+
+
 def run_locust(host_arg: str | None, folder: Path, extra: list[str], env: dict[str, str]) -> int:
     """Run Locust headless, its reports into ``folder``; return its exit code."""
     command = [LOCUST, "-f", str(BASE_DIR / "loadtests" / "locustfile.py"),
@@ -103,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         say(f"error: {host}/healthz does not answer: is `make demo` running?")
         return 2
     env["LOCUST_STAFF_TOKEN"] = staff_token(env)
+    flash = prepare_flash_sale(env, args.flash_stock)
+    if flash is None:
+        return 2
+    if flash:
+        env["LOCUST_FLASH_SKU"] = flash
     folder = args.reports / time.strftime("%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
     say(f"load on {host}; report in {folder}")
@@ -111,14 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     stats = folder / "stats_stats.csv"
     if not stats.exists():
         say(f"error: Locust wrote no statistics (exit code {code}); see its output above")
-        return code or 1
+        return code if code > 0 else 1  # a negative code (killed by a signal) is no exit status
     totals = read_totals(stats)
     say(f"{totals.requests} requests, {totals.failures} failed ({totals.error_ratio:.2%}); "
         f"waiting up to {args.settle:.0f}s for every order to end, then verify_invariants")  # fmt: skip
     ok, output = verify_invariants(env, args.settle)
     (folder / "invariants.txt").write_text(output + "\n")
     print(output)
-    problems = verdict_problems(totals, args.max_error_ratio, ok)
+    problems = verdict_problems(totals, args.max_error_ratio, ok, locust_code=code)
     verdict = "FAIL: " + "; ".join(problems) if problems else "PASS: no request over the error budget, invariants hold"
     (folder / "verdict.txt").write_text(verdict + "\n")
     say(verdict)

@@ -35,6 +35,9 @@ ORDER_STATUSES = {"pending", "confirmed", "rejected", "cancelled"}
 FINAL_STATUSES = {"confirmed", "rejected", "cancelled"}
 STOCK_STATUSES = {"in_stock", "low_stock", "sold_out"}
 FINAL_TIMELINE = {"OrderConfirmed": "confirmed", "OrderRejected": "rejected", "OrderCancelled": "cancelled"}
+# The flash sale's own scarce product, which ``make loadtest`` creates and stocks before each run
+# (``manage.py prepare_flash_sale LTD-001 --create``); ``--flash-sku`` / ``LOCUST_FLASH_SKU`` picks another.
+FLASH_SKU = "LTD-001"
 
 NOT_JSON = object()  # what ``decode`` returns for a body that is not JSON
 
@@ -213,6 +216,18 @@ def restock_problem(status: int, data: Any, sku: str, before: dict, quantity: in
     return None
 
 
+def flash_sale_sku(chosen: str, products: list[dict]) -> str:
+    """Return the SKU of the flash sale: ``chosen``, else ``FLASH_SKU`` if the catalog has it, else its first product.
+
+    The flash-sale crowd buys it and the restocker leaves it alone, so both
+    must call this with the same catalog to agree on it.
+    """
+    if chosen:
+        return chosen
+    skus = [p["sku"] for p in products]
+    return FLASH_SKU if FLASH_SKU in skus else (skus[0] if skus else "")
+
+
 def final_latency(data: dict) -> tuple[str, float] | None:
     """Return (final status, seconds from placing to the decision) of a decided order, or None if pending.
 
@@ -283,9 +298,17 @@ def verify_invariants(env: dict[str, str], settle_seconds: float) -> tuple[bool,
         time.sleep(1)
 
 
-def verdict_problems(totals: Totals, max_error_ratio: float, invariants_ok: bool) -> list[str]:
-    """Return what makes the run fail: too many failed requests, no requests at all, broken invariants."""
+def verdict_problems(totals: Totals, max_error_ratio: float, invariants_ok: bool, locust_code: int = 0) -> list[str]:
+    """Return what makes the run fail: Locust crashed, too many failed requests, no requests, broken invariants.
+
+    Locust exits 0, or 1 when a request failed (its ``--exit-code-on-error``),
+    which the error budget judges; any other code is a crash (2: an unhandled
+    exception in a user, negative: killed by a signal), whatever the CSV says.
+    """
     problems = []
+    if locust_code not in (0, 1):
+        problems.append(f"Locust crashed (exit code {locust_code}): its output above says why; the figures "
+                        "may be partial")  # fmt: skip
     if not totals.requests:
         problems.append("no request was made: is the host right?")
     elif totals.error_ratio > max_error_ratio:

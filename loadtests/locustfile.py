@@ -35,7 +35,7 @@ def _options(parser) -> None:
     parser.add_argument("--shape", choices=SHAPES, default="steady", env_var="LOCUST_SHAPE",
                         help="load shape: steady, ramp or flash-sale (loadtests/shapes.py)")  # fmt: skip
     parser.add_argument("--flash-sku", default="", env_var="LOCUST_FLASH_SKU",
-                        help="the SKU of the flash sale (default: the catalog's first product)")  # fmt: skip
+                        help="the flash sale SKU (default: LTD-001 if the catalog has it, else its first)")  # fmt: skip
     parser.add_argument("--staff-token", default="", env_var="LOCUST_STAFF_TOKEN", is_secret=True,
                         help="staff API token for the restocker (manage.py issue_token admin)")  # fmt: skip
     parser.add_argument("--e2e-timeout", type=float, default=30, env_var="LOCUST_E2E_TIMEOUT",

@@ -9,9 +9,13 @@ name, and each second tells Locust how many users of which personas to run:
 - ``ramp``: the same mix, from one user up to ``--users`` over the first 80 %
   of the run, then held: where latency starts to climb is visible in the
   charts;
-- ``flash-sale``: the mix at ``--users`` for a third of the run, then a crowd
-  of twice as many flash-sale buyers arrives at once on one scarce SKU for the
-  middle third, then leaves.
+- ``flash-sale``: the mix at ``--users`` for a third of the run; for the
+  middle third the users triple to ``3 × --users`` and the flash-sale crowd
+  joins the mix. Locust shares them out by weight (the crowd's 30 against the
+  browser's 10 and the buyer's 3, after the one restocker), so about seven in
+  ten are flash-sale buyers on one scarce SKU, roughly twice ``--users``,
+  while the usual mix keeps about its size; for the last third the crowd is
+  gone.
 """
 
 from __future__ import annotations

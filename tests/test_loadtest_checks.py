@@ -98,6 +98,14 @@ def test_the_verdict_reads_locusts_csv_and_fails_over_the_error_budget(tmp_path:
     assert "no request" in check.verdict_problems(check.Totals(0, 0), 0.01, invariants_ok=True)[0]
 
 
+def test_a_locust_crash_fails_the_verdict_but_its_failed_requests_code_does_not():
+    totals = check.Totals(100, 1)
+    assert check.verdict_problems(totals, 0.01, invariants_ok=True, locust_code=1) == []
+    for code in (2, -9, 255):
+        (problem,) = check.verdict_problems(totals, 0.01, invariants_ok=True, locust_code=code)
+        assert problem.startswith(f"Locust crashed (exit code {code})")
+
+
 def test_form_fields_are_read_and_a_form_must_redirect_where_it_should():
     html = (f'<form><input type="hidden" name="csrfmiddlewaretoken" value="abc123">'
             f'<input type="hidden" name="token" value="{ORDER_ID}" id="id_token"></form>')  # fmt: skip
@@ -110,3 +118,11 @@ def test_form_fields_are_read_and_a_form_must_redirect_where_it_should():
     assert check.redirect_problem(302, f"/orders/{ORDER_ID}/", check.ORDER_PAGE) is None
     assert "expected a redirect" in check.redirect_problem(400, "", check.ORDER_PAGE)  # the form came back with errors
     assert "redirected to '/login/'" in check.redirect_problem(302, "/login/", "/cart/")
+
+
+def test_the_flash_sale_sku_is_the_one_named_else_the_limited_lot_else_the_first_product():
+    catalog = [{"sku": "COF-001"}, {"sku": check.FLASH_SKU}]
+    assert check.flash_sale_sku("TEA-002", catalog) == "TEA-002"
+    assert check.flash_sale_sku("", catalog) == check.FLASH_SKU
+    assert check.flash_sale_sku("", catalog[:1]) == "COF-001"
+    assert check.flash_sale_sku("", []) == ""

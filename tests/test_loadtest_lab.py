@@ -25,8 +25,9 @@ pytestmark = pytest.mark.pipeline
 def test_a_tiny_lab_run_writes_its_tables_plots_and_json(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
     bench = [sys.executable, "-m", "loadtests.bench", "--quick", "--no-docs", "--rounds", "2", "--orders", "30",
-             "--concurrency", "4", "--scenarios", "baseline,batch-1", "--ladder", "baseline", "--ladder-start", "5",
-             "--ladder-steps", "2", "--ladder-seconds", "1", "--ceiling-seconds", "1", "--js-messages", "200",
+             "--concurrency", "4", "--scenarios", "baseline,batch-1", "--ladder", "baseline,batch-1",
+             "--ladder-start", "5", "--ladder-steps", "2", "--ladder-seconds", "1", "--ceiling-seconds", "1",
+             "--js-messages", "200",
              "--results", str(tmp_path)]  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "events.embedded", "--", *bench], env=env, cwd=BASE_DIR, capture_output=True,
@@ -41,15 +42,34 @@ def test_a_tiny_lab_run_writes_its_tables_plots_and_json(tmp_path):
         assert scenario["accepted"] == 30 and scenario["errors"] == 0 and scenario["not_final"] == 0
         assert len(scenario["round_rates"]) == 2
     assert data["scenarios"][1]["env"] == {"EVENT_BATCH_SIZE": "1"}
-    (ladder,) = data["ladders"]
-    assert 1 <= len(ladder["steps"]) <= 2 and ladder["stopped_because"]
+    assert [ladder["scenario"] for ladder in data["ladders"]] == ["baseline", "batch-1"]
+    for ladder in data["ladders"]:
+        assert 1 <= len(ladder["steps"]) <= 2 and ladder["stopped_because"]
     assert data["ceilings"]["pg_orders_per_s"] > 0, data["ceilings"]["pg_note"]
     assert data["ceilings"]["js_publish_per_s"] > 0 and data["ceilings"]["js_consume_per_s"] > 0
+    assert [r["name"] for r in data["reads"]] == ["near-cache", "database"]
+    for variant in data["reads"]:
+        assert variant["requests"] == 30 and variant["errors"] == 0 and variant["per_s"] > 0
+    assert data["reads"][1]["env"] == {"LIVE_FEED": "0"}
 
     folder = tmp_path / result.stem
-    for plot in ("scenarios.png", "ladder.png", "ceilings.png"):
+    for plot in ("scenarios.png", "ladder.png", "ceilings.png", "reads.png"):
         assert (folder / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", plot
     section = (folder / "benchmarks.md").read_text()
     assert "| baseline |" in section and "| batch-1 | EVENT_BATCH_SIZE=1 |" in section
     assert "The baseline's 2 rounds ran at" in section
-    assert "### Saturation ladder (baseline)" in section and "### Physical ceilings" in section
+    assert "### Saturation ladder (baseline)" in section and "### Saturation ladder (batch-1)" in section
+    assert "### The knee of each lever" in section and "| batch-1 |" in section.split("knee of each lever")[1]
+    assert "### Physical ceilings" in section
+    assert "### Stock read path: near cache or database" in section and "(reads.png)" in section
+
+
+def test_the_ladder_climbs_in_every_lever_by_default_and_in_the_baseline_alone_when_quick():
+    from loadtests.bench.__main__ import LADDER_NAMES, parse_args
+
+    assert parse_args([]).ladder == LADDER_NAMES == ["baseline", "batch-10", "batch-1", "workers-2", "relay-notify"]
+    assert parse_args(["--quick", "--ladder-start", "5"]).ladder == ["baseline"]
+    assert parse_args(["--quick", "--ladder", "batch-1"]).ladder == ["batch-1"]
+    assert parse_args(["--ladder", ""]).ladder == []
+    with pytest.raises(SystemExit):
+        parse_args(["--ladder", "service"])  # no HTTP: nothing to pace

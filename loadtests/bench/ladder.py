@@ -1,7 +1,9 @@
 """The saturation ladder: offer more orders per second, step by step, until the pipeline stops keeping up.
 
 Each step is open-loop load (orders leave on schedule whatever the answers'
-pace) at a fixed rate for a few seconds, in the baseline configuration. A
+pace) at a fixed rate for a few seconds, in one configuration of the pipeline
+(the baseline, or a lever: ``--ladder`` climbs once in each, so their curves
+and knees compare). A
 step **keeps up** when every order it offered ends within a second or so of
 the load: its end-to-end rate (orders final ÷ first order placed → last
 decided) is at least ``KEEP_UP`` of the offered rate, and the orders still

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .ceilings import Ceilings  # noqa: E402
 from .ladder import Ladder  # noqa: E402
+from .reads import ReadFigures  # noqa: E402
 from .scenarios import BASELINE, Figures  # noqa: E402
 
 
@@ -47,26 +48,29 @@ def scenarios(results: list[Figures], path: Path) -> Path:
 
 
 def ladder(ladders: list[Ladder], path: Path) -> Path:
-    """Draw end-to-end orders/s and p50/p99 latency against the offered rate, the knee marked."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
+    """Draw each lever's end-to-end orders/s, p50 and p99 against the offered rate, its knee and half-knee marked."""
+    fig, (rate, p50, p99) = plt.subplots(3, 1, figsize=(8, 10), sharex=True)
     for i, ld in enumerate(ladders):
-        offered, color = [s.rate for s in ld.steps], f"C{i}"  # one colour per scenario
-        top.plot(offered, [s.end_to_end_per_s or 0 for s in ld.steps], "o-", color=color, label=ld.scenario)
-        bottom.plot(offered, [s.p50_ms for s in ld.steps], "o-", color=color, label=f"{ld.scenario}: p50")
-        bottom.plot(offered, [s.p99_ms for s in ld.steps], "s--", color=color, alpha=0.7, label=f"{ld.scenario}: p99")
+        offered, color = [s.rate for s in ld.steps], f"C{i}"  # one colour per lever
+        rate.plot(offered, [s.end_to_end_per_s or 0 for s in ld.steps], "o-", color=color, label=ld.scenario)
+        p50.plot(offered, [s.p50_ms for s in ld.steps], "o-", color=color, label=ld.scenario)
+        p99.plot(offered, [s.p99_ms for s in ld.steps], "o-", color=color, label=ld.scenario)
         if ld.knee:
-            top.plot([ld.knee], [ld.knee_end_to_end or 0], "*", color=color, markersize=14)
-            top.annotate(f"{ld.scenario} knee {ld.knee:.0f}/s", (ld.knee, ld.knee_end_to_end or 0),
-                         textcoords="offset points", xytext=(8, -14 - 11 * i), fontsize=8, color=color)  # fmt: skip
+            rate.plot([ld.knee], [ld.knee_end_to_end or 0], "*", color=color, markersize=14)
+            rate.annotate(f"{ld.scenario} knee {ld.knee:.0f}/s", (ld.knee, ld.knee_end_to_end or 0),
+                          textcoords="offset points", xytext=(8, -14 - 11 * i), fontsize=8, color=color)  # fmt: skip
+        if ld.half_knee:
+            p50.plot([ld.half_knee.rate], [ld.half_knee.p50_ms], "D", color=color, markerfacecolor="none")
+            p99.plot([ld.half_knee.rate], [ld.half_knee.p99_ms], "D", color=color, markerfacecolor="none")
     top_rate = max((s.rate or 0) for ld in ladders for s in ld.steps) or 1
-    top.plot([0, top_rate], [0, top_rate], color="tab:gray", linewidth=0.8, label="offered = done")
-    top.set_ylabel("orders/s end to end")
-    top.set_title("Saturation ladder: open-loop load, step by step (★ the knee)")
-    top.legend(fontsize=8)
-    bottom.set_yscale("log")
-    bottom.set_ylabel("place → final, ms (log)")
-    bottom.set_xlabel("orders/s offered")
-    bottom.legend(fontsize=8)
+    rate.plot([0, top_rate], [0, top_rate], color="tab:gray", linewidth=0.8, label="offered = done")
+    rate.set_ylabel("orders/s end to end")
+    rate.set_title("Saturation ladder of each lever, open loop (★ knee, ◇ half the knee)")
+    rate.legend(fontsize=8)
+    for ax, name in ((p50, "p50"), (p99, "p99")):
+        ax.set_yscale("log")
+        ax.set_ylabel(f"place → final {name}, ms (log)")
+    p99.set_xlabel("orders/s offered")
     return _save(fig, path)
 
 
@@ -87,4 +91,23 @@ def ceilings(knee: float | None, found: Ceilings, path: Path) -> Path:
     ax.set_ylabel("per second (log)")
     ax.set_title("The pipeline beside its physical ceilings, same machine")
     ax.tick_params(axis="x", labelsize=8)
+    return _save(fig, path)
+
+
+def reads(results: list[ReadFigures], path: Path) -> Path:
+    """Draw the product reads/s and p50/p99 answer time of each read path, the near cache first."""
+    names = [f.name for f in results][::-1]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 0.6 * len(results) + 2))
+    rates = [f.per_s for f in results][::-1]
+    left.barh(names, rates, color="tab:blue")
+    base = results[0].per_s
+    for y, rate in enumerate(rates):
+        left.text(rate, y, f" {rate:,.0f}" + (f"  x{rate / base:.2f}" if base else ""), va="center", fontsize=8)
+    left.set_xlim(0, max(rates) * 1.35 or 1)
+    left.set_xlabel("GET /api/products/{sku} per s")
+    left.set_title("Stock reads (closed loop)")
+    right.barh([n + " p99" for n in names], [f.p99_ms for f in results][::-1], color="tab:red", alpha=0.6)
+    right.barh([n + " p50" for n in names], [f.p50_ms for f in results][::-1], color="tab:green", alpha=0.6)
+    right.set_xlabel("answer time, ms")
+    right.set_title("Latency of a product read")
     return _save(fig, path)

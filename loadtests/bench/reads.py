@@ -108,8 +108,8 @@ def table(results: list[ReadFigures]) -> str:
     return "\n".join(lines)
 
 
-def markdown(results: list[ReadFigures], concurrency: int) -> str:
-    """Return the read-path section of docs/benchmarks.md."""
+def markdown(results: list[ReadFigures], concurrency: int, plot: str = "") -> str:
+    """Return the read-path section of docs/benchmarks.md, with the plot at ``plot`` (a relative link) if given."""
     data = rows(results)
     lines = [
         "### Stock read path: near cache or database",
@@ -121,4 +121,6 @@ def markdown(results: list[ReadFigures], concurrency: int) -> str:
         "|" + "---|" * len(data[0]),
         *("| " + " | ".join(r) + " |" for r in data[1:]),
     ]
+    if plot:
+        lines += ["", f"![stock reads through the near cache or the database]({plot})"]
     return "\n".join(lines)

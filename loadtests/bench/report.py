@@ -132,12 +132,16 @@ def notes(results: list[Figures]) -> list[str]:
 
 
 def write_json(folder: Path, stamp: str, info: dict, options: dict, results: list[Figures],
-               ladders: list[Ladder], ceilings: Ceilings | None) -> Path:  # fmt: skip
-    """Write the run to ``folder/<stamp>.json`` and return its path."""
+               ladders: list[Ladder], ceilings: Ceilings | None, reads: list | None = None) -> Path:  # fmt: skip
+    """Write the run to ``folder/<stamp>.json`` and return its path.
+
+    ``reads`` are the stock read path's figures (``reads.ReadFigures``, one per variant), [] when not measured.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{stamp}.json"
     data = {"started_at": stamp, "machine": info, "options": options, "scenarios": [asdict(f) for f in results],
-            "ladders": [asdict(ld) for ld in ladders], "ceilings": asdict(ceilings) if ceilings else None}  # fmt: skip
+            "ladders": [asdict(ld) for ld in ladders], "ceilings": asdict(ceilings) if ceilings else None,
+            "reads": [asdict(r) for r in reads or []]}  # fmt: skip
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
 
@@ -202,7 +206,8 @@ def markdown(
             out.append(f"At half the knee ({_n(half.rate)} orders/s): place → final p50 **{_n(half.p50_ms)} ms**, "
                        f"p99 **{_n(half.p99_ms)} ms** ({runs}).")  # fmt: skip
     if len(ladders) > 1:
-        out += ["", "### The knee of each scenario", "", knee_table(ladders)]
+        out += ["", "### The knee of each lever", "", f"Ratios are to the {ladders[0].scenario} ladder's.", "",
+                knee_table(ladders)]  # fmt: skip
     if "ladder" in plots:
         out += ["", f"![saturation ladder]({plots['ladder']})"]
     if ceilings:
@@ -240,15 +245,16 @@ def write_docs(path: Path, section: str) -> None:
 
 
 def knee_table(ladders: list[Ladder]) -> str:
-    """Return a markdown table of each ladder's knee and half-knee latency, with ratios to the first ladder's."""
+    """Return a markdown table of each lever's knee, peak and half-knee latency, with ratios to the first ladder's."""
     first = ladders[0]
     f50 = first.half_knee.p50_ms if first.half_knee else None
     f99 = first.half_knee.p99_ms if first.half_knee else None
-    rows = ["| scenario | knee, orders/s offered | end-to-end at the knee | p50 ms at half the knee | "
-            "p99 ms at half the knee |", "|---|---|---|---|---|"]  # fmt: skip
+    rows = ["| lever | knee, orders/s offered | end-to-end at the knee | highest end-to-end/s | "
+            "p50 ms at half the knee | p99 ms at half the knee |", "|---|---|---|---|---|---|"]  # fmt: skip
     for ld in ladders:
         half = ld.half_knee
         p50, p99 = (half.p50_ms, half.p99_ms) if half else (None, None)
         rows.append(f"| {ld.scenario} | {_n(ld.knee)}{_ratio(ld.knee, first.knee)} | {_n(ld.knee_end_to_end)} | "
+                    f"{_n(ld.peak_end_to_end)}{_ratio(ld.peak_end_to_end, first.peak_end_to_end)} | "
                     f"{_n(p50)}{_ratio(p50, f50)} | {_n(p99)}{_ratio(p99, f99)} |")  # fmt: skip
     return "\n".join(rows)

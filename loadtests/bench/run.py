@@ -116,11 +116,14 @@ def _report(args, stamp, results_dir, results, ladders, found, noise, read_path)
     if found:
         knee = ladders[0].knee if ladders else (results[0].end_to_end_per_s if results else None)
         section_plots["ceilings"] = plots.ceilings(knee, found, folder / "ceilings.png")
+    if read_path:
+        section_plots["reads"] = plots.reads(read_path, folder / "reads.png")
     links = {k: os.path.relpath(v, DOCS.parent if args.docs else folder) for k, v in section_plots.items()}
     section = report.markdown(info, options, noise, results, ladders, found, links)
     if read_path:  # inside the generated section, before its end marker
         body, end = section.rsplit(report.DOCS_END, 1)
-        section = body.rstrip() + "\n\n" + reads.markdown(read_path, args.concurrency) + "\n\n" + report.DOCS_END + end
+        reads_md = reads.markdown(read_path, args.concurrency, links["reads"])
+        section = body.rstrip() + "\n\n" + reads_md + "\n\n" + report.DOCS_END + end
     print()
     print(section)
     if args.docs:
@@ -129,7 +132,7 @@ def _report(args, stamp, results_dir, results, ladders, found, noise, read_path)
     else:
         (folder / "benchmarks.md").write_text(section + "\n")
         say(f"plots and the markdown section in {_show(folder)}/ (docs untouched; --docs to write them)")
-    path = report.write_json(results_dir, stamp, info, options, results, ladders, found)
+    path = report.write_json(results_dir, stamp, info, options, results, ladders, found, read_path)
     print(f"\nresults: {_show(path)}")
     return 0
 

@@ -81,6 +81,12 @@ def catalog(user: FastHttpUser) -> list[dict]:
     return products
 
 
+def flash_sku(user: FastHttpUser, products: list[dict]) -> str:
+    """Return the flash sale's SKU: ``--flash-sku``, else the limited lot or the first of ``products``."""
+    options = user.environment.parsed_options
+    return check.flash_sale_sku(getattr(options, "flash_sku", "") if options else "", products)
+
+
 def e2e_timeout(user: FastHttpUser) -> float:
     """Return the seconds a buyer waits for an order's decision (``--e2e-timeout``)."""
     options = user.environment.parsed_options

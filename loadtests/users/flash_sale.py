@@ -3,8 +3,11 @@
 Every one of them looks at the product and orders it, sold out or not:
 most orders must end rejected, none may oversell (``verify_invariants``
 checks that after the run). The SKU is ``--flash-sku`` (``LOCUST_FLASH_SKU``),
-by default the first product of the catalog. The ``flash-sale`` shape
-(``loadtests/shapes.py``) sends a spike of these users on top of the usual mix.
+which ``make loadtest`` sets to the shop's limited lot ``LTD-001`` after
+making it scarce (``manage.py prepare_flash_sale``); unset, it is that lot if
+the catalog has it, else the catalog's first product. The ``flash-sale``
+shape (``loadtests/shapes.py``) sends a spike of these users on top of the
+usual mix.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from locust import FastHttpUser, between, task
 
 from loadtests import check
 
-from .common import await_final, checked, place_order
+from .common import await_final, catalog, checked, flash_sku, place_order
 
 
 class FlashSaleBuyer(FastHttpUser):
@@ -22,12 +25,9 @@ class FlashSaleBuyer(FastHttpUser):
     wait_time = between(0.2, 1)
 
     def on_start(self) -> None:
-        options = self.environment.parsed_options
-        self.sku = getattr(options, "flash_sku", "") if options else ""
+        self.sku = flash_sku(self, [])  # the catalog only when no SKU was named: a crowd should not page through it
         if not self.sku:
-            first = checked(self, "GET", "/api/products?page=1", check.product_list_problem,
-                            name="/api/products?page=[n]")  # fmt: skip
-            self.sku = first["items"][0]["sku"] if first and first["items"] else ""
+            self.sku = flash_sku(self, catalog(self))
 
     @task
     def grab(self) -> None:

@@ -2,8 +2,12 @@
 
 One of them at a time (``fixed_count = 1``). It needs a staff API token in
 ``--staff-token`` / ``LOCUST_STAFF_TOKEN`` (``python manage.py issue_token
-admin``; ``make loadtest`` gets one itself); without one it stops at once. It
-leaves the flash-sale SKU alone, so that one stays scarce.
+admin``; ``make loadtest`` gets one itself); without one it stops at once.
+
+It never restocks the flash sale's SKU, so that one stays scarce: the same
+SKU the flash-sale crowd buys (``common.flash_sku``), whether named by
+``--flash-sku`` / ``LOCUST_FLASH_SKU`` (as ``make loadtest`` does) or left to
+the default.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from locust.exception import StopUser
 
 from loadtests import check
 
-from .common import catalog, checked
+from .common import catalog, checked, flash_sku
 
 LOW = 20  # restock a product when fewer than this many are available
 QUANTITY = 50
@@ -35,8 +39,9 @@ class Restocker(FastHttpUser):
             log.warning("Restocker: no --staff-token / LOCUST_STAFF_TOKEN; the restocker does not run")
             raise StopUser()
         self.headers = {"Authorization": f"Bearer {token}"}
-        flash = getattr(options, "flash_sku", "") if options else ""
-        self.skus = [p["sku"] for p in catalog(self) if p["sku"] != flash]
+        products = catalog(self)
+        flash = flash_sku(self, products)
+        self.skus = [p["sku"] for p in products if p["sku"] != flash]
 
     @task
     def check_and_restock(self) -> None:
