@@ -25,7 +25,7 @@ pytestmark = pytest.mark.pipeline
 def test_a_tiny_lab_run_writes_its_tables_plots_and_json(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
     bench = [sys.executable, "-m", "loadtests.bench", "--quick", "--no-docs", "--rounds", "2", "--orders", "30",
-             "--concurrency", "4", "--scenarios", "baseline,batch-1", "--ladder", "baseline,batch-1",
+             "--concurrency", "4", "--scenarios", "baseline,acceptance-only,batch-1", "--ladder", "baseline,batch-1",
              "--ladder-start", "5", "--ladder-steps", "2", "--ladder-seconds", "1", "--ceiling-seconds", "1",
              "--js-messages", "200",
              "--results", str(tmp_path)]  # fmt: skip
@@ -37,11 +37,15 @@ def test_a_tiny_lab_run_writes_its_tables_plots_and_json(tmp_path):
 
     (result,) = tmp_path.glob("*.json")
     data = json.loads(result.read_text())
-    assert [s["name"] for s in data["scenarios"]] == ["baseline", "batch-1"]
+    assert [s["name"] for s in data["scenarios"]] == ["baseline", "acceptance-only", "batch-1"]
     for scenario in data["scenarios"]:
         assert scenario["accepted"] == 30 and scenario["errors"] == 0 and scenario["not_final"] == 0
         assert len(scenario["round_rates"]) == 2
-    assert data["scenarios"][1]["env"] == {"EVENT_BATCH_SIZE": "1"}
+    assert data["scenarios"][2]["env"] == {"EVENT_BATCH_SIZE": "1"}
+    # The backlog left by acceptance-only is drained by the pipeline, and what that cost is measured.
+    drained = data["scenarios"][1]
+    assert drained["drain_per_s"] > 0 and drained["drain_cpu_ms"]["workers"] > 0
+    assert data["scenarios"][0]["drain_cpu_ms"] == {}
     assert [ladder["scenario"] for ladder in data["ladders"]] == ["baseline", "batch-1"]
     for ladder in data["ladders"]:
         assert 1 <= len(ladder["steps"]) <= 2 and ladder["stopped_because"]
@@ -58,6 +62,7 @@ def test_a_tiny_lab_run_writes_its_tables_plots_and_json(tmp_path):
     section = (folder / "benchmarks.md").read_text()
     assert "| baseline |" in section and "| batch-1 | EVENT_BATCH_SIZE=1 |" in section
     assert "The baseline's 2 rounds ran at" in section
+    assert "| acceptance-only |" in section.split("Where the time goes")[1] and "draining it cost" in section
     assert "### Saturation ladder (baseline)" in section and "### Saturation ladder (batch-1)" in section
     assert "### The knee of each lever" in section and "| batch-1 |" in section.split("knee of each lever")[1]
     assert "### Physical ceilings" in section
@@ -67,7 +72,8 @@ def test_a_tiny_lab_run_writes_its_tables_plots_and_json(tmp_path):
 def test_the_ladder_climbs_in_every_lever_by_default_and_in_the_baseline_alone_when_quick():
     from loadtests.bench.__main__ import LADDER_NAMES, parse_args
 
-    assert parse_args([]).ladder == LADDER_NAMES == ["baseline", "batch-10", "batch-1", "workers-2", "relay-notify"]
+    levers = ["baseline", "batch-10", "batch-1", "workers-2", "relay-notify", "relay-eager", "fetch-linger"]
+    assert parse_args([]).ladder == LADDER_NAMES == levers
     assert parse_args(["--quick", "--ladder-start", "5"]).ladder == ["baseline"]
     assert parse_args(["--quick", "--ladder", "batch-1"]).ladder == ["batch-1"]
     assert parse_args(["--ladder", ""]).ladder == []

@@ -116,12 +116,27 @@ def cpu_table(results: list[Figures], nproc: int) -> str:
     return "\n".join(lines)
 
 
+def cpu_markdown(results: list[Figures]) -> str:
+    """Return the CPU table as markdown: ms per order by process group, and the total."""
+    rows = [f"| scenario | {' | '.join(GROUPS)} | total | other |", "|---" * (len(GROUPS) + 3) + "|"]
+    for f in results:
+        total = sum(f.cpu_ms.get(g, 0) for g in GROUPS)
+        cells = " | ".join(f"{f.cpu_ms.get(g, 0):.2f}" for g in GROUPS)
+        rows.append(f"| {f.name} | {cells} | {total:.2f} | {f.cpu_ms.get('other', 0):.2f} |")
+    return "\n".join(rows)
+
+
 def notes(results: list[Figures]) -> list[str]:
     """Return one line per fact a reader of the table needs that does not fit in it."""
     out = []
     for f in results:
         if f.drain_per_s:
             out.append(f"{f.name}: the backlog drained at {f.drain_per_s:,.0f} orders/s once relay and workers started")
+        if f.drain_cpu_ms:
+            parts = ", ".join(f"{g} {f.drain_cpu_ms.get(g, 0):.2f}" for g in ("relay", "workers", "postgres", "nats"))
+            total = sum(f.drain_cpu_ms.get(g, 0) for g in GROUPS)
+            out.append(f"{f.name}: draining it cost {total:.2f} ms of CPU per order ({parts}): "
+                       "the event machinery's cost when its batches are full")  # fmt: skip
         if f.errors:
             out.append(f"{f.name}: {f.errors} errors, the first: {f.first_error}")
         if f.not_final:
@@ -186,6 +201,10 @@ def markdown(
         low, high = min(base.round_rates), max(base.round_rates)
         out += ["", f"The baseline's {len(base.round_rates)} rounds ran at {low:,.0f} to {high:,.0f} orders/s: a "
                 f"ratio within about {1 - low / high:.0%} of 1 is noise on this machine."]  # fmt: skip
+    out += ["", "Where the time goes: CPU ms per accepted order by process group, from the start of the load "
+            "until every order is final and the pipeline idle (`acceptance-only`: the load alone).", "",
+            cpu_markdown(results)]  # fmt: skip
+    out += [f"\n- {line}" if i == 0 else f"- {line}" for i, line in enumerate(notes(results))]
     if "scenarios" in plots:
         out += ["", f"![throughput and latency of each scenario]({plots['scenarios']})"]
     for ld in ladders:

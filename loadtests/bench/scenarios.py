@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
+
 from . import cpu, db
 from .load import LoadResult, closed_loop, open_loop, post_request, threads_loop
 from .stack import BenchError, Stack
@@ -78,6 +80,9 @@ class Figures:
     rate: float | None = None  # paced load: the orders/s offered
     backlog: int = 0  # paced load: orders not yet final when the load ended
     drain_per_s: float | None = None  # acceptance-only: the backlog's pace once relay and workers start
+    # acceptance-only: CPU ms per order and group while relay and workers drain the backlog (from the moment
+    # all are ready, so not their start-up): the event machinery's cost when every batch is full.
+    drain_cpu_ms: dict[str, float] = field(default_factory=dict)
     first_error: str = ""
     round_rates: list[float] = field(default_factory=list)  # the rate of every round, when run in rounds
     # CPU ms per accepted order and process group, from load start to every order final and the pipeline idle
@@ -104,6 +109,7 @@ class Bench:
     concurrency: int
     run_id: str
     results: dict[str, Figures] = field(default_factory=dict)
+    drained: dict[str, float] = field(default_factory=dict, repr=False)  # CPU seconds of the last drain
 
     def email(self, tag: str) -> str:
         """Return the e-mail address that marks the orders of one scenario of this run."""
@@ -150,6 +156,8 @@ class Bench:
         load, not_final, used, _ = self._measure(scenario, email, self.orders, None)
         figures = self._figures(scenario.name, scenario, load, db.outcome(email), self.orders, not_final, None)
         figures.cpu_ms = {group: round(s * 1000 / max(load.accepted, 1), 2) for group, s in used.items()}
+        if self.drained:
+            figures.drain_cpu_ms = {g: round(s * 1000 / max(load.accepted, 1), 2) for g, s in self.drained.items()}
         self.results[scenario.name] = figures
         return figures
 
@@ -179,9 +187,14 @@ class Bench:
         self.stack.check_alive()
         after = None if scenario.pipeline else cpu.snapshot(self.stack.sessions())
         self.stack.pipeline(True, scenario.env, scenario.workers)  # no-op if it runs
+        ready = None
+        if after is not None:  # the backlog drains: how much CPU does it take, start-up aside?
+            self.stack.wait_pipeline_ready(len(settings.EVENT_CONSUMERS))
+            ready = cpu.snapshot(self.stack.sessions())
         not_final = self._settle(email, n)
-        after = after or cpu.snapshot(self.stack.sessions())
-        return load, not_final, cpu.used(before, after), backlog
+        done = cpu.snapshot(self.stack.sessions())
+        self.drained = cpu.used(ready, done) if ready else {}
+        return load, not_final, cpu.used(before, after or done), backlog
 
     def _drive(self, scenario: Scenario, email: str, n: int, rate: float | None) -> LoadResult:
         """Place ``n`` orders of ``email`` the scenario's way, paced at ``rate`` if given."""

@@ -110,6 +110,12 @@ class Stack:
         self.pipeline_config = config
         return True
 
+    def wait_pipeline_ready(self, consumers: int) -> None:
+        """Wait until the relay runs and every worker process consumes from its ``consumers`` durables."""
+        self._wait(self.relay, lambda: _logged(self.relay, "relay running") >= 1, "the relay", poll=0.01)
+        for worker in self.workers:
+            self._wait(worker, lambda w=worker: _logged(w, "consuming ") >= consumers, worker.name, poll=0.01)
+
     def sessions(self) -> dict[int, str]:
         """Return {session id: group} of the running children (each leads its own session)."""
         children = [(self.web, "web"), (self.relay, "relay"), *((w, "workers") for w in self.workers)]
@@ -134,7 +140,7 @@ class Stack:
             self.web.stop()
             self.web = None
 
-    def _wait(self, child: Child, ready: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    def _wait(self, child: Child, ready: Callable[[], bool], what: str, timeout: float = 60, poll: float = 0.1) -> None:
         """Wait until ``ready()`` is true; raise BenchError if the child dies or time runs out."""
         deadline = time.monotonic() + timeout
         while not ready():
@@ -142,7 +148,15 @@ class Stack:
                 raise BenchError(f"{what} exited with code {child.proc.returncode}; see {child.log_path}")
             if time.monotonic() > deadline:
                 raise BenchError(f"{what} not ready after {timeout:.0f}s; see {child.log_path}")
-            time.sleep(0.1)
+            time.sleep(poll)
+
+
+def _logged(child: Child, text: str) -> int:
+    """Return how many times ``text`` is in the child's log of this start."""
+    try:
+        return child.log_path.read_text(errors="replace").count(text)
+    except OSError:
+        return 0
 
 
 def _http_ok(url: str) -> bool:
