@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench loadtest clean
+.PHONY: install demo test lint format bench bench-batch loadtest clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,7 @@ loadtest: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .data
+
+## make bench-batch: what one consumer batch costs in-process (CPU per batch and per message, sizes 1/10/100)
+bench-batch: $(STAMP)
+	$(PY) -m events.embedded -- $(PY) -m loadtests.bench.batchcost

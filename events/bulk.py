@@ -10,9 +10,37 @@ tree, the same plan whatever the number of rows.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from django.db import connection, models
+
+
+@functools.cache
+def _update_sql(model: type[models.Model], fields: tuple[str, ...]) -> tuple[str, list]:
+    """Return bulk_set's statement for these fields of ``model``, and its columns (built once: db_type is slow)."""
+    meta = model._meta
+    columns = [meta.pk, *(meta.get_field(name) for name in fields)]
+    q = connection.ops.quote_name
+    names = ", ".join(q(c.column) for c in columns)
+    arrays = ", ".join(f"%s::{c.db_type(connection)}[]" for c in columns)
+    assignments = ", ".join(f"{q(c.column)} = v.{q(c.column)}" for c in columns[1:])
+    pk = q(meta.pk.column)
+    sql = f"UPDATE {q(meta.db_table)} AS t SET {assignments} FROM unnest({arrays}) AS v({names}) WHERE t.{pk} = v.{pk}"
+    return sql, columns
+
+
+@functools.cache
+def _insert_sql(model: type[models.Model], fields: tuple[str, ...]) -> str:
+    """Return bulk_insert's statement for these fields of ``model`` (built once)."""
+    columns = [model._meta.get_field(name) for name in fields]
+    q = connection.ops.quote_name
+    names = ", ".join(q(c.column) for c in columns)
+    arrays = ", ".join(f"%s::{c.db_type(connection)}[]" for c in columns)
+    return (
+        f"INSERT INTO {q(model._meta.db_table)} ({names}) SELECT {names} "
+        f"FROM unnest({arrays}) WITH ORDINALITY AS v({names}, ordinality) ORDER BY ordinality"
+    )
 
 
 def bulk_set(objs: Sequence[models.Model], fields: Sequence[str]) -> int:
@@ -22,18 +50,24 @@ def bulk_set(objs: Sequence[models.Model], fields: Sequence[str]) -> int:
     """
     if not objs:
         return 0
-    meta = objs[0]._meta
-    columns = [meta.pk, *(meta.get_field(name) for name in fields)]
-    names = ", ".join(connection.ops.quote_name(c.column) for c in columns)
-    arrays = ", ".join(f"%s::{c.db_type(connection)}[]" for c in columns)
-    assignments = ", ".join(f"{connection.ops.quote_name(c.column)} = v.{connection.ops.quote_name(c.column)}"
-                            for c in columns[1:])  # fmt: skip
-    pk = connection.ops.quote_name(meta.pk.column)
-    sql = (
-        f"UPDATE {connection.ops.quote_name(meta.db_table)} AS t SET {assignments} "
-        f"FROM unnest({arrays}) AS v({names}) WHERE t.{pk} = v.{pk}"
-    )
+    sql, columns = _update_sql(type(objs[0]), tuple(fields))
     params = [[c.get_db_prep_save(getattr(obj, c.attname), connection) for obj in objs] for c in columns]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def bulk_insert(model: type[models.Model], fields: Sequence[str], rows: Sequence[Sequence]) -> None:
+    """Insert ``rows`` (one value per field, ready for the database) in one statement, in their order.
+
+    ``INSERT … SELECT … FROM unnest(…) WITH ORDINALITY ORDER BY``: one array
+    per column, so an auto-incrementing key follows the order of ``rows``.
+    Django's ``bulk_create`` writes the same rows but builds a model instance
+    and prepares every value of every row in Python first; for the outbox of an
+    inventory batch that was a third of its CPU (``make bench-batch``).
+    """
+    if not rows:
+        return
+    sql = _insert_sql(model, tuple(fields))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])

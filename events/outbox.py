@@ -17,9 +17,15 @@ from django.db import connection
 
 from . import observe, tracing
 from .base import Envelope, Event, encode, new_envelope
+from .bulk import bulk_insert
 from .models import StoredEvent
 
 _cause: contextvars.ContextVar[Envelope | None] = contextvars.ContextVar("event_cause", default=None)
+
+
+# The outbox's columns as record_many writes them (seq, the order of the log, follows the list).
+COLUMNS = ("event_id", "type", "version", "subject", "aggregate_id", "correlation_id", "causation_id", "occurred_at",
+           "payload", "traceparent")  # fmt: skip
 
 
 class OutsideTransaction(RuntimeError):
@@ -60,29 +66,20 @@ def record_many(
         causes = [_cause.get()] * len(events)
     elif len(causes) != len(events):
         raise ValueError("one cause per event")
-    envelopes, rows = [], []
-    for event, cause in zip(events, causes, strict=True):
-        envelope = new_envelope(
+    envelopes = [
+        new_envelope(
             event,
             correlation_id=correlation_id or (cause.correlation_id if cause else None),
             causation_id=cause.event_id if cause else None,
         )
-        envelopes.append(envelope)
-        rows.append(
-            StoredEvent(
-                event_id=envelope.event_id,
-                type=envelope.type,
-                version=envelope.version,
-                subject=event.subject(),
-                aggregate_id=envelope.aggregate_id,
-                correlation_id=envelope.correlation_id,
-                causation_id=envelope.causation_id,
-                occurred_at=envelope.occurred_at,
-                payload=encode(envelope, event.to_data()),
-                traceparent=tracing.for_cause(cause),
-            )
-        )
-    StoredEvent.objects.bulk_create(rows)
+        for event, cause in zip(events, causes, strict=True)
+    ]
+    rows = [
+        (e.event_id, e.type, e.version, event.subject(), e.aggregate_id, e.correlation_id, e.causation_id,
+         e.occurred_at, encode(e, event.to_data()), tracing.for_cause(cause))
+        for e, event, cause in zip(envelopes, events, causes, strict=True)
+    ]  # fmt: skip
+    bulk_insert(StoredEvent, COLUMNS, rows)
     if settings.RELAY_WAKEUP == "notify" and rows:
         # Delivered to the relay at commit (never for a rolled-back transaction);
         # PostgreSQL folds the repeats of one transaction into one.

@@ -12,6 +12,7 @@ round trips per message, and the runner already holds one where it needs it.
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,10 +23,12 @@ from django.utils import timezone
 
 from events import outbox
 from events.base import Envelope, Event
-from events.bulk import bulk_set
+from events.bulk import bulk_insert, bulk_set
 
 from .events import StockLevelChanged, StockReceived, StockReleased, StockReservationRejected, StockReserved
 from .models import Reservation, StockItem
+
+RESERVATION_COLUMNS = ("order_id", "status", "lines", "created_at", "updated_at")
 
 
 class UnknownSku(LookupError):
@@ -164,7 +167,10 @@ def reservations_create(
         fact_causes.append(cause)
         decided[order_id] = Reservation(order_id=order_id, status=status, lines=lines_out)
         new.append(decided[order_id])
-    Reservation.objects.bulk_create(new)
+    now = timezone.now()
+    for r in new:
+        r.created_at = r.updated_at = now
+    bulk_insert(Reservation, RESERVATION_COLUMNS, [(r.order_id, r.status, json.dumps(r.lines), now, now) for r in new])
     _apply([items[sku] for sku in sorted(changes)], ["reserved"], facts, causes=fact_causes, changes=changes)
     return [decided[order_id] for order_id in ids]
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from events import outbox
 from events.base import Envelope
-from events.bulk import bulk_set
+from events.bulk import bulk_insert, bulk_set
 
 from .events import OrderCancelled, OrderConfirmed, OrderPlaced, OrderRejected
 from .models import IdempotencyKey, Order, OrderLine, Product, TimelineEntry
@@ -117,6 +117,9 @@ def _record_own(order: Order, event) -> None:
     _timeline_add(order, envelope.type, envelope.occurred_at, envelope.event_id)
 
 
+TIMELINE_COLUMNS = ("order_id", "type", "at", "event_id", "detail")
+
+
 @dataclass(frozen=True)
 class Decision:
     """Inventory's answer for one order, and the event that carried it."""
@@ -144,15 +147,12 @@ def orders_settle(*, decisions: list[Decision]) -> list[Order]:
     if missing:
         raise Order.DoesNotExist(f"no order {', '.join(missing)}")
     now = timezone.now()
-    timeline: list[TimelineEntry] = []
+    timeline: list[tuple] = []  # (order_id, type, at, event_id, detail), as TIMELINE_COLUMNS
     moved: list[Order] = []
     own: list[tuple[Order, OrderConfirmed | OrderRejected, Envelope]] = []
     for d in decisions:
         order = orders[d.order_id]
-        timeline.append(
-            TimelineEntry(order=order, type=d.cause.type, at=d.cause.occurred_at, event_id=d.cause.event_id,
-                          detail=d.reason[:300])
-        )  # fmt: skip
+        timeline.append((order.id, d.cause.type, d.cause.occurred_at, d.cause.event_id, d.reason[:300]))
         if order.status != Order.Status.PENDING:
             continue
         if d.reserved:
@@ -166,10 +166,9 @@ def orders_settle(*, decisions: list[Decision]) -> list[Order]:
     bulk_set(moved, ["status", "reason", "updated_at"])
     envelopes = outbox.record_many([event for _, event, _ in own], causes=[cause for _, _, cause in own])
     timeline += [
-        TimelineEntry(order=order, type=e.type, at=e.occurred_at, event_id=e.event_id)
-        for (order, _, _), e in zip(own, envelopes, strict=True)
+        (order.id, e.type, e.occurred_at, e.event_id, "") for (order, _, _), e in zip(own, envelopes, strict=True)
     ]
-    TimelineEntry.objects.bulk_create(timeline)
+    bulk_insert(TimelineEntry, TIMELINE_COLUMNS, timeline)
     return moved
 
 

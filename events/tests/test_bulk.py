@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from events.bulk import bulk_set
+from events.bulk import bulk_insert, bulk_set
 from events.models import StoredEvent
 
 
@@ -41,3 +41,20 @@ def test_bulk_set_of_nothing_runs_no_statement():
     with CaptureQueriesContext(connection) as queries:
         assert bulk_set([], ["published_at"]) == 0
     assert len(queries) == 0
+
+
+@pytest.mark.django_db
+def test_bulk_insert_writes_the_rows_in_their_order_in_one_statement():
+    # Given rows for three stored events
+    ids = [f"00000000-0000-4000-8000-{n:012d}" for n in (3, 1, 2)]
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [(event_id, "T", 1, "shop.t", event_id[-1], "c", None, at, b'{"n": 1}', "") for event_id in ids]
+    # When they are inserted
+    with CaptureQueriesContext(connection) as queries:
+        bulk_insert(StoredEvent, ["event_id", "type", "version", "subject", "aggregate_id", "correlation_id",
+                                  "causation_id", "occurred_at", "payload", "traceparent"], rows)  # fmt: skip
+    # Then one statement wrote them, their keys follow the list's order, and the values are intact
+    assert len(queries) == 1
+    stored = list(StoredEvent.objects.order_by("seq"))
+    assert [str(e.event_id) for e in stored] == ids
+    assert all(e.causation_id is None and e.published_at is None and bytes(e.payload) == b'{"n": 1}' for e in stored)
