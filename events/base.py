@@ -46,7 +46,8 @@ class Event:
 
     def to_data(self) -> dict[str, Any]:
         """Return the event's own fields as JSON-ready values."""
-        return dataclasses.asdict(self)
+        # A shallow dict: json.dumps only reads the values, and dataclasses.asdict deep-copies each one.
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Event:
@@ -86,7 +87,7 @@ def new_envelope(event: Event, *, correlation_id: str | None, causation_id: str 
 
 def encode(envelope: Envelope, data: dict[str, Any]) -> bytes:
     """Serialise an envelope and an event's data to the JSON wire format."""
-    body = dataclasses.asdict(envelope)
+    body = {f.name: getattr(envelope, f.name) for f in dataclasses.fields(envelope)}
     body["occurred_at"] = envelope.occurred_at.isoformat()
     body["data"] = data
     return json.dumps(body, separators=(",", ":")).encode()
