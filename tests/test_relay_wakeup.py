@@ -1,7 +1,8 @@
-"""The relay's wake-up by LISTEN/NOTIFY: events move at once, with no polling to find them."""
+"""How the relay and the consumers pace their rounds: wake-up by LISTEN/NOTIFY, and the linger after a partial round."""
 
 from django.test import override_settings
 
+from events.models import ProcessedEvent
 from shop.models import Order
 from shop.services import LineRequest, order_place
 from tests.pipeline import wait_for
@@ -21,3 +22,20 @@ def test_notify_wakes_the_relay_for_each_hop(pipeline, make_product):
     wait_for(lambda: Order.objects.get(id=order.id).status == Order.Status.CONFIRMED, 20, "the order to be confirmed")
     order.refresh_from_db()
     assert [t.type for t in order.timeline.all()] == ["OrderPlaced", "StockReserved", "OrderConfirmed"]
+
+
+def test_lingering_relay_and_consumers_still_carry_every_order_once(pipeline, make_product):
+    make_product("MUG-1", stock=40)
+    # Long lingers: every round and batch after a partial one waits 50 ms, so orders placed meanwhile share it.
+    env = {"RELAY_LINGER": "0.05", "EVENT_FETCH_LINGER": "0.05"}
+    pipeline.relay(**env)
+    pipeline.workers(**env)
+    orders = [order_place(email=f"c{i}@example.org", lines=[LineRequest("MUG-1", 1)])[0].id for i in range(30)]
+    orders += [order_place(email="big@example.org", lines=[LineRequest("MUG-1", 20)])[0].id]
+
+    wait_for(lambda: not Order.objects.filter(status=Order.Status.PENDING).exists(), 60, "every order final")
+    statuses = [Order.objects.get(id=i).status for i in orders]
+    assert statuses == [Order.Status.CONFIRMED] * 30 + [Order.Status.REJECTED]
+    # Each of the 31 OrderPlaced and the 31 decisions was applied once by its consumer.
+    assert ProcessedEvent.objects.filter(consumer="inventory").count() == 31
+    assert ProcessedEvent.objects.filter(consumer="shop").count() == 31
