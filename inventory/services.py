@@ -45,27 +45,29 @@ def merge_lines(lines: list[dict]) -> dict[str, int]:
 
 # The reads of every consumer batch, as plain SQL: the ORM spent more CPU building these than PostgreSQL
 # spent running them (make bench-batch). Rows are locked in SKU order, so two batches never wait in a cycle.
-STOCK_ITEMS = (
-    "SELECT sku, on_hand, reserved, version, updated_at FROM inventory_stockitem WHERE sku = ANY(%s) ORDER BY sku"
-)
-RESERVATIONS = "SELECT order_id, status, lines FROM inventory_reservation WHERE order_id = ANY(%s::uuid[]) FOR UPDATE"
+STOCK_FIELDS = ["sku", "on_hand", "reserved", "version", "updated_at"]
+STOCK_ITEMS = f"SELECT {', '.join(STOCK_FIELDS)} FROM inventory_stockitem WHERE sku = ANY(%s) ORDER BY sku"
+RESERVATION_FIELDS = ["order_id", "status", "lines"]
+RESERVATIONS = f"""
+    SELECT {", ".join(RESERVATION_FIELDS)} FROM inventory_reservation WHERE order_id = ANY(%s::uuid[]) FOR UPDATE
+"""
 
 
 def _stock_items(skus: list[str], *, lock: bool = False) -> list[StockItem]:
     """Return the stock rows of ``skus`` in SKU order, locked FOR UPDATE if ``lock``."""
     with connection.cursor() as cursor:
         cursor.execute(STOCK_ITEMS + (" FOR UPDATE" if lock else ""), [list(skus)])
-        return [StockItem(sku=sku, on_hand=on_hand, reserved=reserved, version=version, updated_at=updated_at)
-                for sku, on_hand, reserved, version, updated_at in cursor.fetchall()]  # fmt: skip
+        return [StockItem.from_db("default", STOCK_FIELDS, row) for row in cursor.fetchall()]
 
 
 def _locked_reservations(order_ids: list[str]) -> list[Reservation]:
-    """Return the reservations already made for these orders, locked FOR UPDATE."""
+    """Return the reservations already made for these orders, locked FOR UPDATE (other fields deferred)."""
     with connection.cursor() as cursor:
         cursor.execute(RESERVATIONS, [list(order_ids)])
         rows = cursor.fetchall()
-    # Django's psycopg set-up hands jsonb over as text (JSONField decodes it itself).
-    return [Reservation(order_id=order_id, status=status, lines=json.loads(lines) if isinstance(lines, str) else lines)
+    # Django's psycopg set-up hands jsonb over as text (JSONField decodes it itself, which from_db does not).
+    return [Reservation.from_db("default", RESERVATION_FIELDS,
+                                (order_id, status, json.loads(lines) if isinstance(lines, str) else lines))
             for order_id, status, lines in rows]  # fmt: skip
 
 

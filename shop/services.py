@@ -118,6 +118,7 @@ def _record_own(order: Order, event) -> None:
 
 
 TIMELINE_COLUMNS = ("order_id", "type", "at", "event_id", "detail")
+
 # Plain SQL for the read of every consumer batch: the ORM spent more CPU building it than PostgreSQL spent
 # running it (make bench-batch). Locked in id order, so two batches never wait on each other in a cycle.
 LOCKED_FIELDS = ["id", "status", "reason", "created_at", "updated_at"]
