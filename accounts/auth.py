@@ -7,7 +7,7 @@ from functools import wraps
 
 from django.middleware.csrf import CsrfViewMiddleware
 
-from config.api import ApiError
+from web.api import ApiError
 
 from .tokens import token_user
 

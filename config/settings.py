@@ -56,8 +56,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "config.middleware.RequestContextMiddleware",
-    "config.middleware.JsonErrorsMiddleware",
+    "web.middleware.RequestContextMiddleware",
+    "web.middleware.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -4,8 +4,7 @@ from django.urls import include, path
 from inventory import api as inventory_api
 from ops.views import prometheus
 from shop import api as shop_api
-
-from .health import healthz, readyz
+from web.health import healthz, readyz
 
 api_patterns = [
     path("products", shop_api.products, name="products"),

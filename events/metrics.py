@@ -1,4 +1,4 @@
-"""Prometheus metrics of the whole system, and the registry ``GET /metrics`` serves.
+"""Prometheus metrics of the event bus, and the registry ``GET /metrics`` serves (every app's metrics too).
 
 Web, relay and workers are several processes, so metrics live in
 prometheus-client's multiprocess mode: whoever starts the processes sets
@@ -38,86 +38,62 @@ RECORDED = Counter("events_recorded_total", "Events committed to the outbox, by 
 PUBLISHED = Counter("events_published_total", "Events the relay published and JetStream acknowledged.", ["type"])
 PUBLISH_FAILURES = Counter("events_publish_failures_total", "Outbox rows the relay could not get acknowledged.")
 RELAY_LAG = Histogram(
-    "events_relay_lag_seconds", "Seconds from an event's commit to its publication (commit → publish).",
-    ["type"], buckets=LATENCY_BUCKETS,
-)  # fmt: skip
+    "events_relay_lag_seconds",
+    "Seconds from an event's commit to its publication (commit → publish).",
+    ["type"],
+    buckets=LATENCY_BUCKETS,
+)
 
 # --- consumers
 CONSUMED = Counter("events_consumed_total", "Events a consumer applied and committed.", ["consumer", "type"])
 HANDLER_FAILURES = Counter("events_handler_failures_total", "Handler runs that raised.", ["consumer", "type"])
 HANDLER_DURATION = Histogram(
-    "events_handler_duration_seconds", "Seconds a consumer's handlers took on one event.",
-    ["consumer", "type"], buckets=LATENCY_BUCKETS,
-)  # fmt: skip
+    "events_handler_duration_seconds",
+    "Seconds a consumer's handlers took on one event.",
+    ["consumer", "type"],
+    buckets=LATENCY_BUCKETS,
+)
 BATCH_SIZE = Histogram("events_batch_size", "Messages per fetched batch.", ["consumer"], buckets=BATCH_BUCKETS)
 BATCH_DURATION = Histogram(
-    "events_batch_duration_seconds", "Seconds from fetching a batch to settling it (consumer start → ack).",
-    ["consumer"], buckets=LATENCY_BUCKETS,
-)  # fmt: skip
+    "events_batch_duration_seconds",
+    "Seconds from fetching a batch to settling it (consumer start → ack).",
+    ["consumer"],
+    buckets=LATENCY_BUCKETS,
+)
 QUEUE_WAIT = Histogram(
-    "events_queue_wait_seconds", "Seconds a message waited in JetStream before a worker fetched it (publish → start).",
-    ["consumer"], buckets=LATENCY_BUCKETS,
-)  # fmt: skip
+    "events_queue_wait_seconds",
+    "Seconds a message waited in JetStream before a worker fetched it (publish → start).",
+    ["consumer"],
+    buckets=LATENCY_BUCKETS,
+)
 APPLY_LAG = Histogram(
-    "events_apply_lag_seconds", "Seconds from an event's commit to the commit of a consumer that applied it.",
-    ["consumer"], buckets=LATENCY_BUCKETS,
-)  # fmt: skip
+    "events_apply_lag_seconds",
+    "Seconds from an event's commit to the commit of a consumer that applied it.",
+    ["consumer"],
+    buckets=LATENCY_BUCKETS,
+)
 REDELIVERIES = Counter("events_redeliveries_total", "Messages delivered more than once.", ["consumer"])
 DEAD_LETTERS = Counter("events_dead_letters_total", "Messages parked in the dead-letter store.", ["consumer"])
 REPLAYS = Counter("events_dead_letter_replays_total", "Dead letters published again by staff.", ["consumer"])
 
 # --- JetStream, sampled by the relay ("mostrecent": the latest sample of any process wins)
 JS_PENDING = Gauge(
-    "events_jetstream_pending_messages", "Messages of a durable consumer not yet delivered.",
-    ["stream", "durable"], multiprocess_mode="mostrecent",
-)  # fmt: skip
-JS_ACK_PENDING = Gauge(
-    "events_jetstream_ack_pending_messages", "Messages delivered to a durable consumer and not yet acknowledged.",
-    ["stream", "durable"], multiprocess_mode="mostrecent",
-)  # fmt: skip
-JS_SAMPLED = Gauge(
-    "events_jetstream_sampled_timestamp_seconds", "When the JetStream figures were last read (Unix time).",
+    "events_jetstream_pending_messages",
+    "Messages of a durable consumer not yet delivered.",
+    ["stream", "durable"],
     multiprocess_mode="mostrecent",
-)  # fmt: skip
-
-# --- the web tier
-HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
-HTTP_DURATION = Histogram(
-    "http_request_duration_seconds", "Seconds to answer an HTTP request.", ["method", "route"], buckets=LATENCY_BUCKETS
 )
-# The storefront's near cache of stock levels and its websockets call these through the functions below.
-CACHE_HITS = Counter("stock_cache_hits_total", "Stock level reads answered by the near cache.")
-CACHE_MISSES = Counter("stock_cache_misses_total", "Stock level reads the near cache could not answer.")
-CACHE_STALENESS = Histogram(
-    "stock_cache_staleness_seconds", "Seconds from a stock change (event time) to its near-cache update.",
-    buckets=LATENCY_BUCKETS,
-)  # fmt: skip
-WEBSOCKETS = Gauge("websocket_connections", "Open websocket connections.", multiprocess_mode="livesum")
-
-
-def cache_hit(count: int = 1) -> None:
-    """Count stock level reads the near cache answered."""
-    CACHE_HITS.inc(count)
-
-
-def cache_miss(count: int = 1) -> None:
-    """Count stock level reads the near cache could not answer."""
-    CACHE_MISSES.inc(count)
-
-
-def cache_updated(staleness_seconds: float) -> None:
-    """Record how old a stock change was when the near cache took it."""
-    CACHE_STALENESS.observe(max(0.0, staleness_seconds))
-
-
-def websocket_opened() -> None:
-    """Count an open websocket."""
-    WEBSOCKETS.inc()
-
-
-def websocket_closed() -> None:
-    """Count a closed websocket."""
-    WEBSOCKETS.dec()
+JS_ACK_PENDING = Gauge(
+    "events_jetstream_ack_pending_messages",
+    "Messages delivered to a durable consumer and not yet acknowledged.",
+    ["stream", "durable"],
+    multiprocess_mode="mostrecent",
+)
+JS_SAMPLED = Gauge(
+    "events_jetstream_sampled_timestamp_seconds",
+    "When the JetStream figures were last read (Unix time).",
+    multiprocess_mode="mostrecent",
+)
 
 
 class DatabaseCollector:

@@ -221,14 +221,3 @@ def request(method: str, traceparent: str | None) -> Iterator[None]:
     """Around one HTTP request: a trace (continuing the caller's) and the log fields of its flow."""
     with tracing.continued(traceparent, f"HTTP {method}") as mine, logcontext.bound(trace_id=tracing.trace_id(mine)):
         yield
-
-
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-
-def answered(method: str, route: str, status: int, seconds: float, path: str) -> None:
-    """Count an HTTP answer by route (the URL pattern, never the path: ids stay out of labels)."""
-    method = method if method in METHODS else "other"
-    metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    metrics.HTTP_DURATION.labels(method, route).observe(seconds)
-    flow.info("%s %s %d %.1f ms", method, path, status, seconds * 1000)

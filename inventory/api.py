@@ -5,8 +5,8 @@ from django.db import DataError
 from django.http import JsonResponse
 
 from accounts.auth import staff_required
-from config.api import ApiError, api_view, json_body, positive_int
 from events.base import SKU_PATTERN
+from web.api import ApiError, api_view, json_body, positive_int
 
 from .models import StockItem
 from .selectors import stock_get

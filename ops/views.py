@@ -11,9 +11,9 @@ from django.shortcuts import render
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from accounts.auth import staff_required
-from config.api import ApiError, api_view
 from events import metrics
 from events.models import DeadLetter
+from web.api import ApiError, api_view
 
 from . import selectors
 from .services import AlreadyReplayed, ReplayUnavailable, dead_letter_replay

@@ -11,8 +11,8 @@ from django.core.validators import validate_email
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 
-from config.api import ApiError, api_view, json_body, positive_int
 from events.base import SKU_PATTERN
+from web.api import ApiError, api_view, json_body, positive_int
 
 from .live import availability
 from .models import Order, Product

@@ -13,11 +13,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from events import metrics
 from events.base import SKU_PATTERN
 
 from . import live
-from .metrics import order_event_pushed
+from .metrics import order_event_pushed, websocket_closed, websocket_opened
 from .models import Order
 
 MAX_FRAME = 16 * 1024
@@ -31,12 +30,12 @@ class CountedSocket(AsyncWebsocketConsumer):
         await super().accept(subprotocol, headers)
         if not getattr(self, "counted", False):
             self.counted = True
-            metrics.websocket_opened()
+            websocket_opened()
 
     async def websocket_disconnect(self, message) -> None:
         if getattr(self, "counted", False):
             self.counted = False
-            metrics.websocket_closed()
+            websocket_closed()
         await super().websocket_disconnect(message)
 
 

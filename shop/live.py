@@ -33,9 +33,9 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
-from events import metrics
 from events.base import DecodeError, decode, decode_envelope
 
+from . import metrics
 from .inbound import StockLevelChanged
 from .models import StockLevel
 from .selectors import stock_status

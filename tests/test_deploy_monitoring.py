@@ -32,6 +32,7 @@ def load_yaml(path: Path) -> dict:
 def exported_names() -> set[str]:
     """Return every sample name the code can export (counters' _total, histograms' _bucket/_sum/_count)."""
     import shop.metrics  # noqa: F401 - its metrics join the registry when imported
+    import web.metrics  # noqa: F401
 
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
     names = set()

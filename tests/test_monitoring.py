@@ -136,6 +136,7 @@ BOUNDED_LABELS = {"type", "consumer", "stream", "durable", "outcome", "method", 
 
 def test_no_metric_has_an_unbounded_label(pipeline, make_product):
     import shop.metrics  # noqa: F401 - defines its metrics in this process's registry
+    import web.metrics  # noqa: F401
 
     labels = {name for m in metrics.REGISTRY._collector_to_names for name in getattr(m, "_labelnames", ())}
     assert labels <= BOUNDED_LABELS, labels - BOUNDED_LABELS

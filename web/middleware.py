@@ -8,6 +8,7 @@ from django.http import Http404
 
 from events import observe
 
+from . import metrics
 from .api import error_response
 
 log = logging.getLogger(__name__)
@@ -70,5 +71,5 @@ class RequestContextMiddleware:
             response = self.get_response(request)
             match = request.resolver_match
             route = match.route if match is not None else "unmatched"
-            observe.answered(request.method, route, response.status_code, time.perf_counter() - started, request.path)
+            metrics.answered(request.method, route, response.status_code, time.perf_counter() - started, request.path)
         return response
