@@ -1,44 +1,35 @@
 """Settings, read from the environment only (this is the one module that reads it).
 
-Unset ``DATABASE_URL`` / ``NATS_URL`` mean "the embedded servers of the devstack
-running in this checkout" (see ``events/devstack.py``); without one running,
-commands that need a database say so and exit.
+Each variable is read and cast by django-environ
+(https://django-environ.readthedocs.io/en/latest/types.html); no ``.env``
+file is read. Without ``DATABASE_URL``, commands that need a database say so
+and exit (``manage.py``).
 """
 
-import json
-import os
 from pathlib import Path
 
-import dj_database_url
+import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = BASE_DIR / ".data"
-# Where a running devstack says which servers it started (override for a devstack run with --data).
-DEVSTACK_STATE = Path(os.environ.get("DEVSTACK_STATE", DATA_DIR / "devstack" / "state.json"))
 
+# A value that starts with "$" names another variable to read instead (django-environ's proxied values):
+# https://django-environ.readthedocs.io/en/latest/tips.html#proxy-value
+env = environ.Env()
 
-def _env_bool(name: str, default: bool) -> bool:
-    return os.environ.get(name, str(default)).lower() in {"1", "true", "yes", "on"}
-
-
-def _running_devstack() -> dict:
-    """Return the servers of a devstack running in this checkout, or {}."""
-    try:
-        state = json.loads(DEVSTACK_STATE.read_text())
-        os.kill(state["pid"], 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    return state
-
-
-_devstack = _running_devstack()
-
+# GENERAL
+# ------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/ref/settings/#secret-key
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
-DEBUG = _env_bool("DJANGO_DEBUG", False)
-ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me")
+# https://docs.djangoproject.com/en/5.2/ref/settings/#debug
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# https://docs.djangoproject.com/en/5.2/ref/settings/#allowed-hosts
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
+# APPS
+# ------------------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/ref/settings/#installed-apps
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -55,6 +46,9 @@ INSTALLED_APPS = [
     "ops",
 ]
 
+# MIDDLEWARE
+# ------------------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/ref/settings/#middleware
 MIDDLEWARE = [
     "web.middleware.RequestContextMiddleware",
     "web.middleware.JsonErrorsMiddleware",
@@ -67,11 +61,19 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# URLS AND SERVERS
+# ------------------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/ref/settings/#root-urlconf
 ROOT_URLCONF = "config.urls"
+# https://docs.djangoproject.com/en/5.2/ref/settings/#wsgi-application
 WSGI_APPLICATION = "config.wsgi.application"
+# https://channels.readthedocs.io/en/stable/installation.html
 # Websockets (and pages too) in separate ASGI processes: config/asgi.py, docs/architecture.md.
 ASGI_APPLICATION = "config.asgi.application"
 
+# TEMPLATES
+# ------------------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/ref/settings/#templates
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -88,40 +90,61 @@ TEMPLATES = [
     },
 ]
 
-# https://docs.djangoproject.com/en/5.2/ref/databases/#connection-pool
-# Django's psycopg pool: one pool per process, a connection borrowed per request
-# (and per worker batch), never leaked whatever the server model.
-DATABASE_URL = os.environ.get("DATABASE_URL") or _devstack.get("database_url", "")
+# DATABASES
+# ------------------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/ref/settings/#databases
+# https://django-environ.readthedocs.io/en/latest/types.html#environ-env-db-url
+DATABASE_URL = env.str("DATABASE_URL", default="")
 DATABASE_CONFIGURED = bool(DATABASE_URL)
 DATABASES = {
-    "default": dj_database_url.parse(DATABASE_URL or "postgresql://unconfigured.invalid/unconfigured"),
-}
-DATABASES["default"]["CONN_MAX_AGE"] = 0
-DATABASES["default"]["OPTIONS"] = {
-    "pool": {
-        "min_size": 1,
-        "max_size": int(os.environ.get("DB_POOL_MAX_SIZE", "12")),
-        "timeout": 10,
+    "default": {
+        **env.db_url_config(DATABASE_URL or "postgresql://unconfigured.invalid/unconfigured"),
+        # https://docs.djangoproject.com/en/5.2/ref/settings/#conn-max-age
+        # 0: the pool below keeps the connections, Django hands each back after a request.
+        "CONN_MAX_AGE": 0,
+        # https://docs.djangoproject.com/en/5.2/ref/settings/#conn-health-checks
+        "CONN_HEALTH_CHECKS": False,
+        # https://docs.djangoproject.com/en/5.2/ref/settings/#disable-server-side-cursors
+        "DISABLE_SERVER_SIDE_CURSORS": False,
+        # https://docs.djangoproject.com/en/5.2/ref/databases/#connection-pool
+        # https://www.psycopg.org/psycopg3/docs/api/pool.html#psycopg_pool.ConnectionPool
+        # Django's psycopg pool: one pool per process, a connection borrowed per request
+        # (and per worker batch), never leaked whatever the server model.
+        "OPTIONS": {
+            "pool": {
+                "min_size": 1,
+                "max_size": env.int("DB_POOL_MAX_SIZE", default=12),
+                "timeout": 10,
+            },
+        },
+        # https://docs.djangoproject.com/en/5.2/ref/settings/#test
+        "TEST": {"NAME": env.str("DJANGO_TEST_DATABASE", default="test_shop")},
     },
 }
-DATABASES["default"]["TEST"] = {"NAME": os.environ.get("DJANGO_TEST_DATABASE", "test_shop")}
+# https://docs.djangoproject.com/en/5.2/ref/settings/#default-auto-field
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# CACHES
+# ------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/topics/cache/
-REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# NATS JetStream, the event bus.
-NATS_URL = os.environ.get("NATS_URL") or _devstack.get("nats_url", "")
+# THE EVENT BUS: NATS JETSTREAM
+# ------------------------------------------------------------------------------
+# https://docs.nats.io/using-nats/developer/connecting
+NATS_URL = env.str("NATS_URL", default="")
+# https://docs.nats.io/nats-concepts/jetstream/streams
+# name: subjects. File storage, duplicate window and replicas below (events/bus.py, stream_config).
 EVENT_STREAMS = {
-    # name: subjects. File storage, duplicate window below (see events/streams.py).
     "SHOP": ["shop.>"],
     "INVENTORY": ["inventory.>"],
 }
-EVENT_STREAM_REPLICAS = int(os.environ.get("EVENT_STREAM_REPLICAS", "1"))
+EVENT_STREAM_REPLICAS = env.int("EVENT_STREAM_REPLICAS", default=1)
+# https://docs.nats.io/using-nats/developer/develop_jetstream/model_deep_dive#message-deduplication
 EVENT_DUPLICATE_WINDOW_SECONDS = 300
 # Modules whose Event classes make the event catalogue (docs/events.asyncapi.json).
 EVENT_PUBLISHERS = ["shop.events", "inventory.events"]
@@ -142,74 +165,104 @@ INVARIANT_CHECKS = [
     "shop.checks.check_orders",
     "events.checks.check_outbox",
 ]
-# Consumer runner: messages fetched (and committed) together, attempts before dead-lettering.
-EVENT_BATCH_SIZE = int(os.environ.get("EVENT_BATCH_SIZE", "100"))
-EVENT_MAX_DELIVER = int(os.environ.get("EVENT_MAX_DELIVER", "5"))
-EVENT_WORKER_THREADS = int(os.environ.get("EVENT_WORKER_THREADS", "4"))
+
+# THE CONSUMER RUNNER
+# ------------------------------------------------------------------------------
+# https://docs.nats.io/nats-concepts/jetstream/consumers
+# Messages fetched (and committed) together, attempts before dead-lettering, threads per worker.
+EVENT_BATCH_SIZE = env.int("EVENT_BATCH_SIZE", default=100)
+EVENT_MAX_DELIVER = env.int("EVENT_MAX_DELIVER", default=5)
+EVENT_WORKER_THREADS = env.int("EVENT_WORKER_THREADS", default=4)
 # Seconds a consumer waits after a batch that did not fill EVENT_BATCH_SIZE before fetching again,
 # so that under load the next batch carries what arrived meanwhile (0: fetch again at once).
-EVENT_FETCH_LINGER = float(os.environ.get("EVENT_FETCH_LINGER", "0"))
+EVENT_FETCH_LINGER = env.float("EVENT_FETCH_LINGER", default=0.0)
+# https://docs.nats.io/nats-concepts/jetstream/consumers#ackwait
 # Seconds JetStream waits for an ack before redelivering (to another worker if this one died).
-EVENT_ACK_WAIT_SECONDS = float(os.environ.get("EVENT_ACK_WAIT_SECONDS", "30"))
-# Relay: events per round, publishes in flight, seconds to wait for each ack, idle poll.
-RELAY_BATCH_SIZE = int(os.environ.get("RELAY_BATCH_SIZE", "500"))
-RELAY_MAX_IN_FLIGHT = int(os.environ.get("RELAY_MAX_IN_FLIGHT", "256"))
-RELAY_PUBLISH_TIMEOUT = float(os.environ.get("RELAY_PUBLISH_TIMEOUT", "5"))
-RELAY_POLL_INTERVAL = float(os.environ.get("RELAY_POLL_INTERVAL", "0.005"))
+EVENT_ACK_WAIT_SECONDS = env.float("EVENT_ACK_WAIT_SECONDS", default=30.0)
+
+# THE OUTBOX RELAY
+# ------------------------------------------------------------------------------
+# https://docs.nats.io/using-nats/developer/develop_jetstream/publish
+# Events per round, publishes in flight, seconds to wait for each ack, idle poll.
+RELAY_BATCH_SIZE = env.int("RELAY_BATCH_SIZE", default=500)
+RELAY_MAX_IN_FLIGHT = env.int("RELAY_MAX_IN_FLIGHT", default=256)
+RELAY_PUBLISH_TIMEOUT = env.float("RELAY_PUBLISH_TIMEOUT", default=5.0)
+RELAY_POLL_INTERVAL = env.float("RELAY_POLL_INTERVAL", default=0.005)
 # Seconds the polling relay waits after a round that did not fill RELAY_BATCH_SIZE (0: poll again at once).
-RELAY_LINGER = float(os.environ.get("RELAY_LINGER", "0.005"))
+RELAY_LINGER = env.float("RELAY_LINGER", default=0.005)
+# https://www.postgresql.org/docs/current/sql-notify.html
 # How an idle relay learns of new events: "poll" the outbox every RELAY_POLL_INTERVAL, or
 # "notify": each transaction that records events sends NOTIFY on RELAY_NOTIFY_CHANNEL and the
 # relay LISTENs (polling only every RELAY_NOTIFY_FALLBACK seconds, in case one was missed).
-RELAY_WAKEUP = os.environ.get("RELAY_WAKEUP", "poll")
+RELAY_WAKEUP = env.str("RELAY_WAKEUP", default="poll")
 if RELAY_WAKEUP not in ("poll", "notify"):
     raise ImproperlyConfigured(f"RELAY_WAKEUP must be poll or notify, not {RELAY_WAKEUP!r}")
 RELAY_NOTIFY_CHANNEL = "events_outbox"
-RELAY_NOTIFY_FALLBACK = float(os.environ.get("RELAY_NOTIFY_FALLBACK", "1"))
+RELAY_NOTIFY_FALLBACK = env.float("RELAY_NOTIFY_FALLBACK", default=1.0)
 
-# Live stock and orders (shop/live.py). Each web process follows inventory.stock.> on core NATS
-# and fans changes out to its own websockets, so an in-memory channel layer per process is enough:
+# LIVE STOCK AND ORDERS (shop/live.py)
+# ------------------------------------------------------------------------------
 # https://channels.readthedocs.io/en/stable/topics/channel_layers.html#in-memory-channel-layer
+# Each web process follows inventory.stock.> on core NATS and fans changes out to its own
+# websockets, so an in-memory channel layer per process is enough.
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 # Follow NATS in web processes (off in the test process itself, whose database is reset per test).
-LIVE_FEED = _env_bool("LIVE_FEED", True)
+LIVE_FEED = env.bool("LIVE_FEED", default=True)
 # Port of the ASGI (websocket) processes as pages should reach them; empty = same origin (behind nginx).
-LIVE_WS_PORT = os.environ.get("LIVE_WS_PORT", "")
+LIVE_WS_PORT = env.str("LIVE_WS_PORT", default="")
 # Seconds a level read from the projection (not from an event) stays in the near cache.
-LIVE_CACHE_MISS_TTL = float(os.environ.get("LIVE_CACHE_MISS_TTL", "5"))
+LIVE_CACHE_MISS_TTL = env.float("LIVE_CACHE_MISS_TTL", default=5.0)
 # SKUs one stock websocket may follow.
 LIVE_MAX_SKUS = 200
 
-# Orders.
+# ORDERS
+# ------------------------------------------------------------------------------
 ORDER_MAX_LINES = 100
 ORDER_MAX_QUANTITY = 1000
 RESTOCK_MAX_QUANTITY = 1_000_000
-ORDER_PENDING_ALERT_SECONDS = int(os.environ.get("ORDER_PENDING_ALERT_SECONDS", "60"))
-OUTBOX_UNPUBLISHED_ALERT_SECONDS = int(os.environ.get("OUTBOX_UNPUBLISHED_ALERT_SECONDS", "60"))
+ORDER_PENDING_ALERT_SECONDS = env.int("ORDER_PENDING_ALERT_SECONDS", default=60)
+OUTBOX_UNPUBLISHED_ALERT_SECONDS = env.int("OUTBOX_UNPUBLISHED_ALERT_SECONDS", default=60)
+# https://docs.djangoproject.com/en/5.2/ref/settings/#data-upload-max-memory-size
 # Request bodies larger than this are refused with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
+# AUTHENTICATION
+# ------------------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/ref/settings/#auth-password-validators
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# https://docs.djangoproject.com/en/5.2/ref/settings/#login-url
 LOGIN_URL = "/staff/login/"
+# https://docs.djangoproject.com/en/5.2/ref/settings/#login-redirect-url
 LOGIN_REDIRECT_URL = "/staff/"
+# https://docs.djangoproject.com/en/5.2/ref/settings/#logout-redirect-url
 LOGOUT_REDIRECT_URL = "/"
 
+# INTERNATIONALIZATION
+# ------------------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/topics/i18n/
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 
+# STATIC FILES
+# ------------------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/ref/settings/#static-url
 STATIC_URL = "static/"
+# https://docs.djangoproject.com/en/5.2/ref/settings/#static-root
 STATIC_ROOT = DATA_DIR / "static"
 
-# Logs (docs/observability.md): every line carries the fields of its flow (correlation_id, event_id, ...).
-LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+# LOGGING
+# ------------------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/topics/logging/
+# Every line carries the fields of its flow (correlation_id, event_id, ...): docs/observability.md.
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # "console" for people, "json" for machines: one JSON object a line.
-LOG_FORMAT = os.environ.get("LOG_FORMAT", "console")
+LOG_FORMAT = env.str("LOG_FORMAT", default="console")
 # One line per HTTP request and per event recorded, published and handled (the devstack turns it on).
-LOG_FLOW = _env_bool("LOG_FLOW", False)
+LOG_FLOW = env.bool("LOG_FLOW", default=False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -228,10 +281,15 @@ LOGGING = {
     },
 }
 
-# Metrics: relay and workers serve their own /metrics on this port when set (one container each in
+# METRICS AND TRACING
+# ------------------------------------------------------------------------------
+# https://prometheus.github.io/client_python/exporting/http/
+# https://prometheus.github.io/client_python/multiprocess/
+# Relay and workers serve their own /metrics on this port when set (one container each in
 # docker-compose); in the devstack they share PROMETHEUS_MULTIPROC_DIR and the web serves them all.
-METRICS_PORT = int(os.environ.get("METRICS_PORT", "0"))
+METRICS_PORT = env.int("METRICS_PORT", default=0)
+# https://opentelemetry.io/docs/languages/python/
 # Real OpenTelemetry spans from the traceparent headers (needs the `otel` extras: `pip install ".[otel]"`).
-TRACING_OTEL = _env_bool("TRACING_OTEL", False)
+TRACING_OTEL = env.bool("TRACING_OTEL", default=False)
 # Ops page: how many recent orders the per-hop latency chart shows.
-OPS_RECENT_ORDERS = int(os.environ.get("OPS_RECENT_ORDERS", "30"))
+OPS_RECENT_ORDERS = env.int("OPS_RECENT_ORDERS", default=30)
