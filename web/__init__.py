@@ -1,0 +1,1 @@
+"""HTTP plumbing the apps share: JSON API helpers, middleware, health probes, HTTP metrics."""
