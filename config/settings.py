@@ -1,11 +1,10 @@
 """Settings, read from the environment only (this is the one module that reads it).
 
 Unset ``DATABASE_URL`` / ``NATS_URL`` mean "the embedded servers of the devstack
-running in this checkout" (see ``events/devstack.py``); without one running,
+running in this checkout" (``manage.py`` reads them from ``devstack/state.py``); without one running,
 commands that need a database say so and exit.
 """
 
-import json
 import os
 from pathlib import Path
 
@@ -14,25 +13,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = BASE_DIR / ".data"
-# Where a running devstack says which servers it started (override for a devstack run with --data).
-DEVSTACK_STATE = Path(os.environ.get("DEVSTACK_STATE", DATA_DIR / "devstack" / "state.json"))
 
 
 def _env_bool(name: str, default: bool) -> bool:
     return os.environ.get(name, str(default)).lower() in {"1", "true", "yes", "on"}
 
-
-def _running_devstack() -> dict:
-    """Return the servers of a devstack running in this checkout, or {}."""
-    try:
-        state = json.loads(DEVSTACK_STATE.read_text())
-        os.kill(state["pid"], 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    return state
-
-
-_devstack = _running_devstack()
 
 # https://docs.djangoproject.com/en/5.2/ref/settings/#secret-key
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
@@ -47,6 +32,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "events",
+    "devstack",
     "accounts",
     "shop",
     "inventory",
@@ -91,7 +77,7 @@ TEMPLATES = [
 # https://docs.djangoproject.com/en/5.2/ref/databases/#connection-pool
 # Django's psycopg pool: one pool per process, a connection borrowed per request
 # (and per worker batch), never leaked whatever the server model.
-DATABASE_URL = os.environ.get("DATABASE_URL") or _devstack.get("database_url", "")
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
 DATABASE_CONFIGURED = bool(DATABASE_URL)
 DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL or "postgresql://unconfigured.invalid/unconfigured"),
@@ -115,7 +101,7 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # NATS JetStream, the event bus.
-NATS_URL = os.environ.get("NATS_URL") or _devstack.get("nats_url", "")
+NATS_URL = os.environ.get("NATS_URL", "")
 EVENT_STREAMS = {
     # name: subjects. File storage, duplicate window below (see events/streams.py).
     "SHOP": ["shop.>"],

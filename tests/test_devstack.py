@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from events.embedded import free_port, parent_death_signal
+from devstack.embedded import free_port
+from devstack.process import parent_death_signal
 from tests.pipeline import MANAGE, wait_for
 
 
