@@ -20,7 +20,7 @@ demo: $(STAMP)
 
 ## make test: the whole suite against real PostgreSQL and NATS (embedded unless DATABASE_URL / NATS_URL)
 test: $(STAMP)
-	$(PY) -m events.embedded -- $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m devstack.embedded -- $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -33,7 +33,7 @@ format: $(STAMP)
 
 ## make bench: the performance lab (scenarios vs a baseline, saturation ladder, ceilings); --quick for a fast check
 bench: $(STAMP)
-	$(PY) -m events.embedded -- $(PY) -m loadtests.bench $(BENCH_ARGS)
+	$(PY) -m devstack.embedded -- $(PY) -m loadtests.bench $(BENCH_ARGS)
 
 ## make loadtest: Locust, headless, against the running `make demo` (or LOCUST_HOST); report + invariant check
 loadtest: $(STAMP)
@@ -44,4 +44,4 @@ clean:
 
 ## make bench-batch: what one consumer batch costs in-process (CPU per batch and per message, sizes 1/10/100)
 bench-batch: $(STAMP)
-	$(PY) -m events.embedded -- $(PY) -m loadtests.bench.batchcost
+	$(PY) -m devstack.embedded -- $(PY) -m loadtests.bench.batchcost

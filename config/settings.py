@@ -2,8 +2,10 @@
 
 Each variable is read and cast by django-environ
 (https://django-environ.readthedocs.io/en/latest/types.html); no ``.env``
-file is read. Without ``DATABASE_URL``, commands that need a database say so
-and exit (``manage.py``).
+file is read. Unset ``DATABASE_URL`` / ``NATS_URL`` mean "the embedded servers of the devstack
+running in this checkout": ``manage.py`` fills them in from ``devstack/state.py``
+before these settings load; without one running, commands that need a database
+say so and exit.
 """
 
 from pathlib import Path
@@ -38,6 +40,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "events",
+    "devstack",
     "accounts",
     "shop",
     "inventory",

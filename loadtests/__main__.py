@@ -32,7 +32,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .check import BASE_DIR, FLASH_SKU, devstack_state, read_totals, verdict_problems, verify_invariants
+from devstack import state as devstack_state
+
+from .check import BASE_DIR, FLASH_SKU, read_totals, verdict_problems, verify_invariants
 
 REPORTS = BASE_DIR / "loadtests" / "reports"
 LOCUST = str(Path(sys.executable).with_name("locust"))
@@ -62,7 +64,7 @@ def target(env: dict[str, str]) -> tuple[str | None, str]:
     """Return the host to pass with --host (None when LOCUST_HOST names it), and the host itself."""
     if env.get("LOCUST_HOST"):
         return None, env["LOCUST_HOST"]
-    url = devstack_state(env).get("web_url", "")
+    url = devstack_state.running(env.get("DEVSTACK_STATE")).get("web_url", "")
     if not url:
         raise SystemExit("error: no devstack runs in this checkout: start `make demo` in another terminal, "
                          "or set LOCUST_HOST=http://host:port")  # fmt: skip

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import subprocess
 import sys
@@ -322,15 +321,3 @@ def verdict_problems(totals: Totals, max_error_ratio: float, invariants_ok: bool
             "pending, a stuck outbox, or no database to check"
         )
     return problems
-
-
-def devstack_state(env: dict[str, str] | None = None) -> dict:
-    """Return the state file of a devstack running in this checkout, or {} (the same file config/settings reads)."""
-    env = os.environ if env is None else env
-    path = Path(env.get("DEVSTACK_STATE", BASE_DIR / ".data" / "devstack" / "state.json"))
-    try:
-        state = json.loads(path.read_text())
-        os.kill(state["pid"], 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    return state

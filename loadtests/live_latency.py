@@ -2,7 +2,7 @@
 
 Run it with its own embedded servers (it migrates and seeds what it needs)::
 
-    python -m events.embedded -- .venv/bin/python -m loadtests.live_latency [--processes 3] [--changes 300]
+    python -m devstack.embedded -- .venv/bin/python -m loadtests.live_latency [--processes 3] [--changes 300]
 
 It starts a relay, a worker and ``--processes`` ASGI web processes (one port
 each, so every process is surely measured), opens ``--sockets`` websockets on
@@ -22,15 +22,14 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import datetime
 from pathlib import Path
+
+from devstack.process import Process, http_ok
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MANAGE = str(BASE_DIR / "manage.py")
@@ -68,30 +67,14 @@ class Processes:
 
     def __init__(self, log_dir: Path):
         self.log_dir = log_dir
-        self.children: list[subprocess.Popen] = []
+        self.children: list[Process] = []
 
     def start(self, name: str, command: list[str]) -> None:
-        from events.embedded import parent_death_signal
-
-        with open(self.log_dir / f"{name}.log", "ab") as log:
-            self.children.append(subprocess.Popen(
-                command, cwd=BASE_DIR, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=parent_death_signal(signal.SIGTERM),
-            ))  # fmt: skip
+        self.children.append(Process(name, command, log_path=self.log_dir / f"{name}.log").start())
 
     def stop(self) -> None:
-        from events.embedded import stop_process_group
-
         for child in reversed(self.children):
-            stop_process_group(child)
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
+            child.stop()
 
 
 def _subscribed(log: Path) -> bool:
@@ -190,14 +173,14 @@ def report(seen: dict[tuple[str, int], dict], expected_frames: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not os.environ.get("DATABASE_URL") or not os.environ.get("NATS_URL"):
-        print("error: run it as `python -m events.embedded -- .venv/bin/python -m loadtests.live_latency`, "
+        print("error: run it as `python -m devstack.embedded -- .venv/bin/python -m loadtests.live_latency`, "
               "or set DATABASE_URL and NATS_URL", file=sys.stderr)  # fmt: skip
         return 2
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
     django.setup()
-    from events.embedded import free_port, live_command
+    from devstack.embedded import free_port, live_command
 
     skus = [f"LAT-{i + 1}" for i in range(args.skus)]
     prepare(skus)
@@ -211,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         for i, port in enumerate(ports):
             procs.start(f"live-{i + 1}", live_command(port, 1))
         deadline = time.monotonic() + 60
-        while not all(_http_ok(f"http://127.0.0.1:{p}/healthz") and _subscribed(log_dir / f"live-{i + 1}.log")
+        while not all(http_ok(f"http://127.0.0.1:{p}/healthz") and _subscribed(log_dir / f"live-{i + 1}.log")
                       for i, p in enumerate(ports)):  # fmt: skip
             if time.monotonic() > deadline:
                 print(f"error: the web processes did not start; see {log_dir}", file=sys.stderr)

@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,7 +22,8 @@ import nats
 from django.conf import settings
 from django.db import connection
 
-from events.embedded import free_port, live_command, parent_death_signal, stop_process_group, web_command
+from devstack.embedded import free_port, live_command, web_command
+from devstack.process import Process, http_ok
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MANAGE = str(BASE_DIR / "manage.py")
@@ -50,50 +49,13 @@ def database_url_for_tests() -> str:
 
 
 @dataclass
-class Proc:
-    """A child process with its log file."""
-
-    name: str
-    command: list[str]
-    env: dict[str, str]
-    log_path: Path
-    proc: subprocess.Popen | None = None
-
-    def start(self) -> Proc:
-        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            self.command, env=self.env, cwd=BASE_DIR, stdout=self.log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=parent_death_signal(signal.SIGKILL),
-        )  # fmt: skip
-        return self
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
-        stop_process_group(self.proc, sig, timeout)
-        if hasattr(self, "log"):
-            self.log.close()
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash: no cleanup, no acks."""
-        self.stop(signal.SIGKILL)
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-@dataclass
 class Pipeline:
     """Relay, workers and web server of one test, against the test database."""
 
     tmp: Path
     nats_url: str
     extra_env: dict[str, str] = field(default_factory=dict)
-    procs: list[Proc] = field(default_factory=list)
+    procs: list[Process] = field(default_factory=list)
 
     def env(self, **overrides: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -114,15 +76,16 @@ class Pipeline:
         path.mkdir(exist_ok=True)
         return path
 
-    def _start(self, name: str, command: list[str], **env: str) -> Proc:
-        proc = Proc(name, command, self.env(**env), self.tmp / f"{name}-{len(self.procs)}.log").start()
+    def _start(self, name: str, command: list[str], **env: str) -> Process:
+        log = self.tmp / f"{name}-{len(self.procs)}.log"
+        proc = Process(name, command, self.env(**env), log, death_signal=signal.SIGKILL).start()
         self.procs.append(proc)
         return proc
 
-    def relay(self, **env: str) -> Proc:
+    def relay(self, **env: str) -> Process:
         return self._start("relay", [sys.executable, MANAGE, "run_relay"], **env)
 
-    def workers(self, *args: str, **env: str) -> Proc:
+    def workers(self, *args: str, **env: str) -> Process:
         return self._start("workers", [sys.executable, MANAGE, "run_workers", *args], **env)
 
     def web(self, workers: int = 2, *extra: str, **env: str) -> str:
@@ -130,7 +93,7 @@ class Pipeline:
         port = free_port()
         self._start("web", web_command(port, workers, *extra), **env)
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _http_ok(f"{base}/healthz"), 30, "the web server")
+        wait_for(lambda: http_ok(f"{base}/healthz"), 30, "the web server")
         return base
 
     def live(self, workers: int = 1, *extra: str, port: int = 0, **env: str) -> str:
@@ -142,7 +105,7 @@ class Pipeline:
         def up() -> bool:
             if not proc.alive():
                 raise AssertionError(f"the ASGI web server exited:\n{proc.tail()}")
-            return _http_ok(f"{base}/healthz")
+            return http_ok(f"{base}/healthz")
 
         wait_for(up, 30, "the ASGI web server")
         return base
@@ -159,14 +122,6 @@ class Pipeline:
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name} ({p.log_path})\n{p.tail()}" for p in self.procs)
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
 
 
 def run_async(coro):

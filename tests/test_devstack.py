@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from events.embedded import free_port, parent_death_signal
+from devstack import state as devstack_state
+from devstack.embedded import free_port
+from devstack.process import parent_death_signal
 from tests.pipeline import MANAGE, wait_for
 
 
@@ -90,8 +92,9 @@ def test_devstack_serves_the_demo_restarts_a_dead_child_and_leaves_nothing_behin
     # Another manage.py command in the checkout finds the running servers.
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
     env["DEVSTACK_STATE"] = str(data / "state.json")
-    check = subprocess.run([sys.executable, MANAGE, "verify_invariants"], env=env, capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
+    for command in (["verify_invariants"], ["issue_token", "admin"]):
+        check = subprocess.run([sys.executable, MANAGE, *command], env=env, capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
 
     family = descendants(proc.pid)
     workers = [p for p in family if "run_workers" in Path(f"/proc/{p}/cmdline").read_text()]
@@ -117,3 +120,25 @@ def test_a_killed_devstack_leaves_no_server_behind(devstack):
 
     # Nobody stops them but the kernel, which signals each child of a dead parent (PR_SET_PDEATHSIG).
     wait_for(lambda: not [p for p in family if alive(p)], 30, "every child and server to exit")
+
+
+def test_commands_beside_a_running_devstack_get_its_servers_unless_told_otherwise(tmp_path, monkeypatch):
+    state_file = tmp_path / "state.json"
+    state_file.write_text(json.dumps({"pid": os.getpid(), "database_url": "postgresql://db", "nats_url": "nats://n"}))
+    monkeypatch.setenv("DEVSTACK_STATE", str(state_file))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("NATS_URL", "nats://given")
+
+    devstack_state.export_to_environ()
+
+    assert os.environ["DATABASE_URL"] == "postgresql://db"
+    assert os.environ["NATS_URL"] == "nats://given"
+
+
+def test_the_state_of_a_stopped_devstack_is_ignored(tmp_path):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    state_file = tmp_path / "state.json"
+    state_file.write_text(json.dumps({"pid": int(gone.stdout), "database_url": "postgresql://db"}))
+
+    assert devstack_state.running(state_file) == {}
+    assert devstack_state.running(tmp_path / "missing.json") == {}

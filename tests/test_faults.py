@@ -18,7 +18,7 @@ import pytest
 from django.db import connection
 from django.db.models import Sum
 
-from events.embedded import EmbeddedNats
+from devstack.embedded import EmbeddedNats
 from events.models import DeadLetter, StoredEvent
 from events.relay import CLAIM, Relay, database_conninfo
 from inventory.models import Reservation, StockItem

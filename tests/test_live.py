@@ -15,7 +15,7 @@ from django.utils import timezone
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from events.embedded import EmbeddedNats
+from devstack.embedded import EmbeddedNats
 from inventory.models import StockItem
 from inventory.services import stock_receive
 from shop import live

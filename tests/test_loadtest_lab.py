@@ -3,7 +3,7 @@
 It asserts nothing about speed (the figures of a 2-core machine shared with
 other work mean little at this size): only that every part ran and wrote
 what it should. The lab runs with fresh embedded servers of its own
-(``python -m events.embedded``), as ``make bench`` runs it.
+(``python -m devstack.embedded``), as ``make bench`` runs it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from events.embedded import parent_death_signal
+from devstack.embedded import parent_death_signal
 from tests.pipeline import BASE_DIR
 
 pytestmark = pytest.mark.pipeline
@@ -30,7 +30,7 @@ def test_a_tiny_lab_run_writes_its_tables_plots_and_json(tmp_path):
              "--js-messages", "200",
              "--results", str(tmp_path)]  # fmt: skip
     done = subprocess.run(
-        [sys.executable, "-m", "events.embedded", "--", *bench], env=env, cwd=BASE_DIR, capture_output=True,
+        [sys.executable, "-m", "devstack.embedded", "--", *bench], env=env, cwd=BASE_DIR, capture_output=True,
         text=True, timeout=600, preexec_fn=parent_death_signal(signal.SIGTERM),
     )  # fmt: skip
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]

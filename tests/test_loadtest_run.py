@@ -20,7 +20,8 @@ import sys
 import psycopg
 import pytest
 
-from events.embedded import free_port, parent_death_signal
+from devstack.embedded import free_port
+from devstack.process import parent_death_signal
 from loadtests.check import FLASH_SKU
 from tests.pipeline import BASE_DIR, MANAGE, wait_for
 from tests.test_devstack import Output

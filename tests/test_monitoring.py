@@ -165,7 +165,7 @@ def test_readiness_reports_the_database_and_nats_each(client, settings, nats_url
     assert ready.status_code == 200
     assert {name: check["status"] for name, check in ready.json()["checks"].items()} == {"database": "ok", "nats": "ok"}
 
-    from events.embedded import free_port
+    from devstack.embedded import free_port
 
     settings.NATS_URL = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
     down = client.get("/readyz")

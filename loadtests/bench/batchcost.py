@@ -1,6 +1,6 @@
 """What one consumer batch costs, in-process: CPU per batch and per message of each durable consumer.
 
-``make bench-batch`` (``python -m events.embedded -- python -m loadtests.bench.batchcost``)
+``make bench-batch`` (``python -m devstack.embedded -- python -m loadtests.bench.batchcost``)
 calls ``events.consumer.process_batch`` directly, in this process, on
 deliveries built like the real ones, for each consumer of
 ``settings.EVENT_CONSUMERS`` and batch sizes 1, 10 and 100, against a fresh
@@ -135,7 +135,7 @@ def _event_makers() -> dict[str, Callable[[int], list]]:
 
 def main() -> int:
     if not os.environ.get("DATABASE_URL"):
-        print("run it with a database: make bench-batch (or python -m events.embedded -- python -m "
+        print("run it with a database: make bench-batch (or python -m devstack.embedded -- python -m "
               "loadtests.bench.batchcost)", file=sys.stderr)  # fmt: skip
         return 2
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")

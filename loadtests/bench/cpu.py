@@ -2,7 +2,7 @@
 
 Each process is put in a group: a child of the bench by its session (each
 child leads its own), PostgreSQL and nats-server by their command name if
-they descend from the bench's parent (``events.embedded``, which started
+they descend from the bench's parent (``devstack.embedded``, which started
 them; servers the bench did not get that way, such as a system PostgreSQL,
 are not counted), the bench itself (the load generator, and the service
 scenario's threads) by its PID. A process's figure counts its reaped

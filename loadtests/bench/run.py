@@ -56,7 +56,7 @@ def run(args: argparse.Namespace, child_env: dict[str, str], stamp: str, results
             ladders.append(climb(bench, scenario, args.ladder_start, args.ladder_factor, args.ladder_seconds,
                                  args.ladder_steps, args.rounds, say))  # fmt: skip
     finally:
-        # A second Ctrl-C (events.embedded forwards one) must not cut the stopping short.
+        # A second Ctrl-C (devstack.embedded forwards one) must not cut the stopping short.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         stack.stop()
         signal.signal(signal.SIGINT, previous)

@@ -7,16 +7,13 @@ signalled by PID) and is asked by the kernel to stop if the bench dies
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from events.embedded import free_port, parent_death_signal, stop_process_group, web_command
+from devstack.embedded import free_port, web_command
+from devstack.process import Process, ProcessError, http_ok
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 MANAGE = str(BASE_DIR / "manage.py")
@@ -24,34 +21,6 @@ MANAGE = str(BASE_DIR / "manage.py")
 
 class BenchError(RuntimeError):
     """The bench cannot go on; the message says what failed and where to look."""
-
-
-@dataclass
-class Child:
-    """One process under test, with its log file."""
-
-    name: str
-    command: list[str]
-    env: dict[str, str]
-    log_path: Path
-    proc: subprocess.Popen | None = None
-
-    def start(self) -> Child:
-        """Start the process in its own session, its output appended to its log."""
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.command, env=self.env, cwd=BASE_DIR, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=parent_death_signal(signal.SIGTERM),
-            )  # fmt: skip
-        return self
-
-    def alive(self) -> bool:
-        """Return whether the process runs."""
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout: float = 15) -> None:
-        """SIGTERM the child's process group, then SIGKILL it if it lingers."""
-        stop_process_group(self.proc, timeout=timeout)
 
 
 @dataclass
@@ -68,17 +37,17 @@ class Stack:
     env: dict[str, str]
     web_workers: int = 2
     port: int = 0
-    web: Child | None = None
-    relay: Child | None = None
-    workers: list[Child] = field(default_factory=list)
+    web: Process | None = None
+    relay: Process | None = None
+    workers: list[Process] = field(default_factory=list)
     web_env: dict[str, str] = field(default_factory=dict)
     pipeline_config: tuple[tuple[tuple[str, str], ...], int] | None = None
     starts: int = field(default=0, repr=False)
 
-    def _child(self, name: str, command: list[str], env: dict[str, str]) -> Child:
+    def _child(self, name: str, command: list[str], env: dict[str, str]) -> Process:
         self.starts += 1
         log = self.log_dir / f"{self.starts:02d}-{name}.log"
-        return Child(name, command, {**self.env, **env}, log).start()
+        return Process(name, command, {**self.env, **env}, log).start()
 
     def start_web(self, env: dict[str, str] | None = None) -> bool:
         """Have granian (WSGI) running with ``env`` as the devstack runs it; return whether it (re)started."""
@@ -90,7 +59,7 @@ class Stack:
         self.port = free_port()
         self.web, self.web_env = self._child("web", web_command(self.port, self.web_workers), env), env
         base = f"http://127.0.0.1:{self.port}"
-        self._wait(self.web, lambda: _http_ok(f"{base}/healthz"), "the web server")
+        self._wait(self.web, lambda: http_ok(f"{base}/healthz"), "the web server")
         return True
 
     def pipeline(self, running: bool, env: dict[str, str] | None = None, workers: int = 1) -> bool:
@@ -140,28 +109,16 @@ class Stack:
             self.web.stop()
             self.web = None
 
-    def _wait(self, child: Child, ready: Callable[[], bool], what: str, timeout: float = 60, poll: float = 0.1) -> None:
+    def _wait(
+        self, child: Process, ready: Callable[[], bool], what: str, timeout: float = 60, poll: float = 0.1
+    ) -> None:
         """Wait until ``ready()`` is true; raise BenchError if the child dies or time runs out."""
-        deadline = time.monotonic() + timeout
-        while not ready():
-            if not child.alive():
-                raise BenchError(f"{what} exited with code {child.proc.returncode}; see {child.log_path}")
-            if time.monotonic() > deadline:
-                raise BenchError(f"{what} not ready after {timeout:.0f}s; see {child.log_path}")
-            time.sleep(poll)
+        try:
+            child.wait_until(ready, what, timeout, poll)
+        except ProcessError as exc:
+            raise BenchError(str(exc)) from exc
 
 
-def _logged(child: Child, text: str) -> int:
+def _logged(child: Process, text: str) -> int:
     """Return how many times ``text`` is in the child's log of this start."""
-    try:
-        return child.log_path.read_text(errors="replace").count(text)
-    except OSError:
-        return 0
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
+    return child.log_text().count(text)

@@ -114,7 +114,7 @@ def test_metrics_answer_in_prometheus_text_format(client):
 
 
 def test_replay_while_nats_is_unreachable_answers_503_and_changes_nothing(staff, settings):
-    from events.embedded import free_port
+    from devstack.embedded import free_port
 
     settings.NATS_URL = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
     letter = DeadLetter.objects.create(consumer="shop", subject="x.y", data=b"{}", error="e", deliveries=1)

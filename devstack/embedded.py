@@ -1,7 +1,7 @@
 """Embedded PostgreSQL and nats-server, started from pip wheels on free ports.
 
 Used when ``DATABASE_URL`` / ``NATS_URL`` are unset: by ``make test`` (through
-``python -m events.embedded -- COMMAND``) and by the ``devstack`` supervisor.
+``python -m devstack.embedded -- COMMAND``) and by the ``devstack`` supervisor.
 Both servers run in the foreground as our children, and each is asked by the
 kernel to stop when its parent dies (``PR_SET_PDEATHSIG``), so a killed test
 run or supervisor leaves no ``postgres`` or ``nats-server`` behind.
@@ -12,7 +12,6 @@ This module imports nothing from Django: it runs before settings exist.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import importlib.util
 import os
 import pwd
@@ -28,10 +27,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PR_SET_PDEATHSIG = 1
+from .process import parent_death_signal
+
 # Postgres refuses to run as root; as root we run it as this system user.
 PG_SYSTEM_USER = "embedded_postgres"
-PG_DATABASE = "shop"
+# The database created by default; the apps know it only from DATABASE_URL.
+PG_DATABASE = "app"
 
 
 class EmbeddedError(RuntimeError):
@@ -43,35 +44,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def parent_death_signal(sig: int = signal.SIGTERM, uid: int | None = None, gid: int | None = None):
-    """Build a ``preexec_fn``: drop to uid/gid if given, then get ``sig`` when the parent dies."""
-
-    def preexec() -> None:
-        if gid is not None:
-            os.setgid(gid)
-        if uid is not None:
-            os.setuid(uid)
-        # Set after setuid: a credential change clears the parent-death signal (prctl(2)).
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, sig)
-
-    return preexec
-
-
-def stop_process_group(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
-    """Signal a child started with ``start_new_session`` and its whole group; SIGKILL it if it lingers."""
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, sig)
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-    except ProcessLookupError:
-        pass
 
 
 def web_command(port: int, workers: int, *extra: str) -> list[str]:
@@ -117,11 +89,12 @@ class EmbeddedPostgres:
 
     data_dir: Path
     port: int = 0
+    database: str = PG_DATABASE
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{PG_DATABASE}"
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
 
     def _bin(self, name: str) -> str:
         # Located without importing the package, whose import has side effects.
@@ -197,9 +170,9 @@ class EmbeddedPostgres:
         import psycopg
 
         with psycopg.connect(self.url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [PG_DATABASE]).fetchone()
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.database]).fetchone()
             if not exists:
-                conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+                conn.execute(f'CREATE DATABASE "{self.database}"')
 
     def stop(self) -> None:
         """Stop the server ('fast' shutdown: SIGINT), waiting for it to exit."""
@@ -309,7 +282,7 @@ def run_with_servers(command: list[str], data_dir: Path, keep: bool = False) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m events.embedded",
+        prog="python -m devstack.embedded",
         description="Run COMMAND with embedded PostgreSQL and NATS (unless DATABASE_URL / NATS_URL are set).",
     )
     parser.add_argument("--data", type=Path, help="data folder (default: a new folder under .data/, removed after)")

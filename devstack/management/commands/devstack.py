@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from events.devstack import Devstack
+from devstack.supervisor import Devstack
 
 
 class Command(BaseCommand):

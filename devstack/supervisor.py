@@ -12,34 +12,37 @@ left behind. While it runs, ``.data/devstack/state.json`` tells other
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 
-from .embedded import (
-    EmbeddedError,
-    EmbeddedNats,
-    EmbeddedPostgres,
-    free_port,
-    live_command,
-    parent_death_signal,
-    stop_process_group,
-    web_command,
-)  # fmt: skip
+from . import state
+from .embedded import EmbeddedError, EmbeddedNats, EmbeddedPostgres, free_port, live_command, web_command
+from .process import Process, http_ok, parent_death_signal
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MANAGE = str(BASE_DIR / "manage.py")
+
+# What the stack knows of the apps it runs: the command that seeds the demo, and the pages it points to.
+SEED_COMMAND = ("seed_demo", "--if-empty")
+
+
+def where_to_look(port: int, live_port: int, live: int) -> list[str]:
+    """Return the lines that tell where the running demo's pages are."""
+    base = f"http://127.0.0.1:{port}"
+    return [
+        f"ready: storefront {base}/ · API {base}/api/products · staff pages /staff/ (admin/admin) · websockets on "
+        f"port {live_port} ({live} ASGI processes) · Ctrl-C stops everything",
+        f"ops page {base}/ops/ (staff) · metrics {base}/metrics · readiness {base}/readyz",
+    ]
 
 
 class DevstackError(RuntimeError):
@@ -48,12 +51,6 @@ class DevstackError(RuntimeError):
 
 class _Stop(BaseException):
     """Raised by the signal handler to leave whatever the supervisor was doing."""
-
-
-def _echo(prefix: str, stream) -> None:
-    for line in iter(stream.readline, b""):
-        sys.stdout.write(f"[{prefix}] {line.decode(errors='replace')}")
-        sys.stdout.flush()
 
 
 def _port_or_free(port: int) -> int:
@@ -68,45 +65,41 @@ def _port_or_free(port: int) -> int:
 
 @dataclass
 class Child:
-    """One supervised process, restarted with a backoff when it dies."""
+    """One supervised process, its output echoed with its name, restarted with a backoff when it dies."""
 
     name: str
     command: list[str]
     env: dict[str, str]
-    proc: subprocess.Popen | None = None
+    process: Process | None = None
     started_at: float = 0.0
     restarts: int = 0
     restart_at: float = 0.0
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            self.command, env=self.env, cwd=BASE_DIR, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=parent_death_signal(signal.SIGTERM),
-        )  # fmt: skip
+        self.process = Process(self.name, self.command, self.env, echo=True).start()
         self.started_at = time.monotonic()
-        threading.Thread(target=_echo, args=(self.name, self.proc.stdout), daemon=True).start()
 
     def check(self, say) -> None:
         """Restart the process if it died: after 1, 2, 4 … 30 s; the backoff resets after a minute up."""
-        if self.proc is None or self.proc.poll() is None:
+        if self.process is None or self.process.alive():
             return
         now = time.monotonic()
         if not self.restart_at:
             if now - self.started_at > 60:
                 self.restarts = 0
             delay = min(2**self.restarts, 30)
-            say(f"{self.name} exited with code {self.proc.returncode}; restarting in {delay}s")
+            say(f"{self.name} exited with code {self.process.returncode}; restarting in {delay}s")
             self.restart_at = now + delay
         elif now >= self.restart_at:
             self.restarts += 1
             self.restart_at = 0.0
             self.start()
-            say(f"{self.name} restarted (pid {self.proc.pid})")
+            say(f"{self.name} restarted (pid {self.process.proc.pid})")
 
     def stop(self, timeout: float = 10) -> None:
         """SIGTERM the child's process group, then SIGKILL it if it lingers."""
-        stop_process_group(self.proc, timeout=timeout)
+        if self.process is not None:
+            self.process.stop(timeout=timeout)
 
 
 @dataclass
@@ -164,10 +157,8 @@ class Devstack:
             raise _Stop
 
     def _refuse_second_instance(self) -> None:
-        try:
-            pid = json.loads(self.state_file.read_text())["pid"]
-            os.kill(pid, 0)
-        except (OSError, ValueError, KeyError):
+        pid = state.running(self.state_file).get("pid")
+        if pid is None:
             return
         raise SystemExit(f"error: a devstack already runs in this checkout (pid {pid}); stop it first")
 
@@ -192,13 +183,12 @@ class Devstack:
             env["NATS_URL"] = self._start_nats()
             if self.nats_cluster > 1:
                 env["EVENT_STREAM_REPLICAS"] = str(self.nats_cluster)
-        self.state_file.write_text(
-            json.dumps({"pid": os.getpid(), "database_url": env["DATABASE_URL"], "nats_url": env["NATS_URL"],
-                        "web_url": f"http://127.0.0.1:{self.port}/", "live_url": f"http://127.0.0.1:{self.live_port}/",
-                        "live_processes": self.live,
-                        "nats_monitor_urls": [f"http://127.0.0.1:{s.monitor_port}" for s in self.servers
-                                              if isinstance(s, EmbeddedNats)]})
-        )  # fmt: skip
+        state.write(self.state_file,
+                    {"pid": os.getpid(), "database_url": env["DATABASE_URL"], "nats_url": env["NATS_URL"],
+                     "web_url": f"http://127.0.0.1:{self.port}/", "live_url": f"http://127.0.0.1:{self.live_port}/",
+                     "live_processes": self.live,
+                     "nats_monitor_urls": [f"http://127.0.0.1:{s.monitor_port}" for s in self.servers
+                                           if isinstance(s, EmbeddedNats)]})  # fmt: skip
         return env
 
     def _start_nats(self) -> str:
@@ -236,7 +226,7 @@ class Devstack:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1)
-        self._manage(env, "seed_demo", "--if-empty")
+        self._manage(env, *SEED_COMMAND)
         self._manage(env, "collectstatic", "--noinput", "-v", "0")
 
     def _start_children(self, env: dict[str, str]) -> None:
@@ -264,32 +254,15 @@ class Devstack:
         url = f"http://127.0.0.1:{self.port}/readyz"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not self.stopping:
-            try:
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    if resp.status == 200 and self._live_ready():
-                        self.say(
-                            f"ready: storefront http://127.0.0.1:{self.port}/ · API http://127.0.0.1:{self.port}"
-                            f"/api/products · staff pages /staff/ (admin/admin) · websockets on port {self.live_port}"
-                            f" ({self.live} ASGI processes) · Ctrl-C stops everything"
-                        )
-                        self.say(
-                            f"ops page http://127.0.0.1:{self.port}/ops/ (staff) · metrics http://127.0.0.1:{self.port}"
-                            f"/metrics · readiness http://127.0.0.1:{self.port}/readyz"
-                        )
-                        return
-            except OSError:
-                pass
+            if http_ok(url) and self._live_ready():
+                for line in where_to_look(self.port, self.live_port, self.live):
+                    self.say(line)
+                return
             time.sleep(0.2)
         raise DevstackError(f"the web server did not become ready on port {self.port}; is the port free?")
 
     def _live_ready(self) -> bool:
-        if not self.live:
-            return True
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.live_port}/healthz", timeout=2) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
+        return not self.live or http_ok(f"http://127.0.0.1:{self.live_port}/healthz")
 
     def shutdown(self) -> None:
         """Stop children (newest first), then the servers; forget the state file."""
@@ -300,9 +273,5 @@ class Devstack:
             child.stop()
         for server in reversed(self.servers):
             server.stop()
-        try:
-            if json.loads(self.state_file.read_text()).get("pid") == os.getpid():
-                self.state_file.unlink()
-        except (OSError, ValueError):
-            pass
+        state.forget(self.state_file)
         self.say("stopped")
