@@ -16,7 +16,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from dataclasses import dataclass, field
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -77,27 +77,28 @@ def _level(item: StockItem) -> StockLevelChanged:
     )
 
 
-# SKUs changed in the current consumer batch, when levels are announced once per batch.
-_changed_in_batch: ContextVar[set[str] | None] = ContextVar("changed_in_batch", default=None)
+@dataclass
+class BatchLevels:
+    """The SKUs a consumer batch changed, whose levels it announces once, at its end."""
+
+    changed: set[str] = field(default_factory=set)
 
 
 @contextmanager
-def levels_once_per_batch() -> Iterator[None]:
+def levels_once_per_batch() -> Iterator[BatchLevels]:
     """Announce each changed SKU's level once, at the end of a batch, instead of once per change.
 
-    The levels are read back from the rows at the end, so a message whose
-    savepoint was rolled back announces nothing it did not do. A projection
-    applies the newest version it sees, so skipped intermediate versions are
-    harmless; this saves an outbox row, a publish and a projection update per order.
+    The services given the yielded ``BatchLevels`` note the SKUs they change in
+    it instead of announcing them. The levels are read back from the rows at
+    the end, so a message whose savepoint was rolled back announces nothing it
+    did not do. A projection applies the newest version it sees, so skipped
+    intermediate versions are harmless; this saves an outbox row, a publish and
+    a projection update per order.
     """
-    token = _changed_in_batch.set(set())
-    try:
-        yield
-        changed = _changed_in_batch.get()
-        if changed:
-            outbox.record_many([_level(item) for item in _stock_items(sorted(changed))])
-    finally:
-        _changed_in_batch.reset(token)
+    batch = BatchLevels()
+    yield batch
+    if batch.changed:
+        outbox.record_many([_level(item) for item in _stock_items(sorted(batch.changed))])
 
 
 def _apply(
@@ -107,8 +108,9 @@ def _apply(
     *,
     causes: list[Envelope | None] | None = None,
     changes: Counter | None = None,
+    levels: BatchLevels | None = None,
 ) -> None:
-    """Save changed stock rows and append the facts with each SKU's new level.
+    """Save changed stock rows and append the facts, with each SKU's new level unless ``levels`` collects it.
 
     ``changes`` counts the facts that touched each SKU (one by default): its
     version grows by that much, so it stays the number of facts in the log.
@@ -118,13 +120,12 @@ def _apply(
         item.version += changes[item.sku] if changes else 1
         item.updated_at = now
     bulk_set(items, [*fields, "version", "updated_at"])
-    causes = causes if causes is not None else [outbox.current_cause()] * len(facts)
-    changed = _changed_in_batch.get()
-    if changed is None:
-        levels = [_level(item) for item in items]
-        outbox.record_many([*facts, *levels], causes=[*causes, *[outbox.current_cause()] * len(levels)])
+    causes = causes if causes is not None else [None] * len(facts)
+    if levels is None:
+        announced = [_level(item) for item in items]
+        outbox.record_many([*facts, *announced], causes=[*causes, *[None] * len(announced)])
     else:
-        changed.update(item.sku for item in items)
+        levels.changed.update(item.sku for item in items)
         outbox.record_many(facts, causes=causes)
 
 
@@ -145,14 +146,11 @@ def stock_receive(*, sku: str, quantity: int, create: bool = False) -> StockItem
 
 
 @transaction.atomic(savepoint=False)
-def reservation_create(*, order_id: str, lines: list[dict]) -> Reservation:
-    """Hold stock for every line of the order, or reject it whole; safe to call twice."""
-    return reservations_create(orders=[(str(order_id), lines)])[0]
-
-
-@transaction.atomic(savepoint=False)
 def reservations_create(
-    *, orders: list[tuple[str, list[dict]]], causes: list[Envelope | None] | None = None
+    *,
+    orders: list[tuple[str, list[dict]]],
+    causes: list[Envelope | None] | None = None,
+    levels: BatchLevels | None = None,
 ) -> list[Reservation]:
     """Decide many orders at once, in the given order: each is held whole or rejected whole.
 
@@ -162,7 +160,7 @@ def reservations_create(
     rows, the reservations and the facts. An order decided before (a
     redelivery, or cancelled before it arrived) keeps its decision.
     """
-    causes = causes if causes is not None else [outbox.current_cause()] * len(orders)
+    causes = causes if causes is not None else [None] * len(orders)
     ids = [str(order_id) for order_id, _ in orders]
     decided = {str(r.order_id): r for r in _locked_reservations(ids)}
     wanted = {order_id: merge_lines(lines) for order_id, (_, lines) in zip(ids, orders, strict=True)}
@@ -199,12 +197,16 @@ def reservations_create(
     for r in new:
         r.created_at = r.updated_at = now
     bulk_insert(Reservation, RESERVATION_COLUMNS, [(r.order_id, r.status, json.dumps(r.lines), now, now) for r in new])
-    _apply([items[sku] for sku in sorted(changes)], ["reserved"], facts, causes=fact_causes, changes=changes)
+    _apply(
+        [items[sku] for sku in sorted(changes)], ["reserved"], facts, causes=fact_causes, changes=changes, levels=levels
+    )
     return [decided[order_id] for order_id in ids]
 
 
 @transaction.atomic(savepoint=False)
-def reservation_release(*, order_id: str) -> Reservation:
+def reservation_release(
+    *, order_id: str, cause: Envelope | None = None, levels: BatchLevels | None = None
+) -> Reservation:
     """Give back what an order holds; remember a cancellation that comes first."""
     reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
     if reservation is None:
@@ -215,7 +217,8 @@ def reservation_release(*, order_id: str) -> Reservation:
     items = list(StockItem.objects.select_for_update().filter(sku__in=wanted).order_by("sku"))
     for item in items:
         item.reserved -= wanted[item.sku]
-    _apply(items, ["reserved"], [StockReleased(order_id=str(order_id), lines=reservation.lines)])
+    released = StockReleased(order_id=str(order_id), lines=reservation.lines)
+    _apply(items, ["reserved"], [released], causes=[cause], levels=levels)
     reservation.status = Reservation.Status.RELEASED
     reservation.save(update_fields=["status", "updated_at"])
     return reservation

@@ -187,7 +187,7 @@ def orders_settle(*, decisions: list[Decision]) -> list[Order]:
 
 
 @transaction.atomic(savepoint=False)
-def order_note(*, order_id: str, cause, detail: str = "") -> None:
+def order_note(*, order_id: str, cause: Envelope, detail: str = "") -> None:
     """Add an event about the order to its timeline."""
     order = Order.objects.get(id=order_id)
     _timeline_add(order, cause.type, cause.occurred_at, cause.event_id, detail)
