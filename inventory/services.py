@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from events import outbox
-from events.base import Envelope, Event
+from events.base import Envelope, Event, Line
 from events.bulk import bulk_insert, bulk_set
 
 from .events import StockLevelChanged, StockReceived, StockReleased, StockReservationRejected, StockReserved
@@ -35,12 +35,17 @@ class UnknownSku(LookupError):
     """No stock item exists for this SKU."""
 
 
-def merge_lines(lines: list[dict]) -> dict[str, int]:
+def merge_lines(lines: Iterable[Line]) -> dict[str, int]:
     """Sum quantities per SKU, sorted by SKU (the order in which rows are locked)."""
     totals: dict[str, int] = defaultdict(int)
     for line in lines:
-        totals[str(line["sku"])] += int(line["quantity"])
+        totals[line.sku] += line.quantity
     return dict(sorted(totals.items()))
+
+
+def _held_lines(reservation: Reservation) -> list[Line]:
+    """Return the lines a reservation holds (stored as ``[{"sku", "quantity"}]``)."""
+    return [Line(str(line["sku"]), int(line["quantity"])) for line in reservation.lines]
 
 
 # The reads of every consumer batch, as plain SQL: the ORM spent more CPU building these than PostgreSQL
@@ -148,7 +153,7 @@ def stock_receive(*, sku: str, quantity: int, create: bool = False) -> StockItem
 @transaction.atomic(savepoint=False)
 def reservations_create(
     *,
-    orders: list[tuple[str, list[dict]]],
+    orders: list[tuple[str, list[Line]]],
     causes: list[Envelope | None] | None = None,
     levels: BatchLevels | None = None,
 ) -> list[Reservation]:
@@ -213,7 +218,7 @@ def reservation_release(
         return Reservation.objects.create(order_id=order_id, status=Reservation.Status.CANCELLED_BEFORE_PLACED)
     if reservation.status != Reservation.Status.HELD:
         return reservation
-    wanted = merge_lines(reservation.lines)
+    wanted = merge_lines(_held_lines(reservation))
     items = list(StockItem.objects.select_for_update().filter(sku__in=wanted).order_by("sku"))
     for item in items:
         item.reserved -= wanted[item.sku]

@@ -17,7 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from events import outbox
-from events.base import Envelope
+from events.base import Envelope, Line
 from events.bulk import bulk_insert, bulk_set
 
 from .events import OrderCancelled, OrderConfirmed, OrderPlaced, OrderRejected
@@ -97,9 +97,7 @@ def _order_create(*, email: str, lines: list[LineRequest], key: str | None, fing
     )  # fmt: skip
     if key:
         IdempotencyKey.objects.create(key=key, request_hash=fingerprint, order=order)
-    envelope = outbox.record(
-        OrderPlaced(order_id=str(order.id), lines=[{"sku": ln.sku, "quantity": ln.quantity} for ln in lines])
-    )
+    envelope = outbox.record(OrderPlaced(order_id=str(order.id), lines=[Line(ln.sku, ln.quantity) for ln in lines]))
     placed = TimelineEntry.objects.create(
         order=order, type="OrderPlaced", at=envelope.occurred_at, event_id=envelope.event_id
     )

@@ -5,7 +5,7 @@ import uuid
 import pytest
 from django.db import IntegrityError, transaction
 
-from events.base import new_envelope
+from events.base import Line, new_envelope
 from events.consumer import Message
 from events.models import StoredEvent
 from inventory.handlers import release_stock as release_one
@@ -24,7 +24,7 @@ def given_stock(**levels: int) -> None:
 
 
 def placed(*lines: tuple[str, int], order_id: str | None = None) -> OrderPlaced:
-    return OrderPlaced(order_id=order_id or str(uuid.uuid4()), lines=[{"sku": s, "quantity": q} for s, q in lines])
+    return OrderPlaced(order_id=order_id or str(uuid.uuid4()), lines=[Line(s, q) for s, q in lines])
 
 
 def message(event: OrderPlaced | OrderCancelled) -> Message:
