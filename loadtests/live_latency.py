@@ -32,6 +32,8 @@ import urllib.request
 from datetime import datetime
 from pathlib import Path
 
+from loadtests.stats import percentile
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 MANAGE = str(BASE_DIR / "manage.py")
 
@@ -55,12 +57,6 @@ def frame_level(raw: str | bytes) -> tuple[str, int] | None:
     if "error" in frame:
         return None
     return frame["sku"], frame["version"]
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Return the q-quantile (0..1) of values, nearest rank."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
 class Processes:

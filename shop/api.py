@@ -148,7 +148,7 @@ def _idempotency_key(request: HttpRequest) -> str | None:
 def _place(*, email: str, lines: list[LineRequest], key: str | None) -> Order:
     """Place the order, turning the service's refusals into ApiErrors."""
     try:
-        return order_place(email=email, lines=lines, idempotency_key=key)[0]
+        return order_place(email=email, lines=lines, idempotency_key=key)
     except UnknownProducts as exc:
         raise ApiError(
             422, "unknown_product", f"not in the catalog: {', '.join(exc.skus)}",

@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import Order, Product, StockLevel
+from .models import Order, Product
 
 PAGE_SIZE = 20
 LOW_STOCK = 5
@@ -21,12 +21,6 @@ def stock_status(available: int) -> str:
     if available <= 0:
         return "sold_out"
     return "low_stock" if available <= LOW_STOCK else "in_stock"
-
-
-def availability(skus: list[str]) -> dict[str, int]:
-    """Return available units per SKU from the shop's stock projection (0 if unknown)."""
-    levels = dict(StockLevel.objects.filter(sku__in=skus).values_list("sku", "available"))
-    return {sku: max(levels.get(sku, 0), 0) for sku in skus}
 
 
 def product_get(*, sku: str) -> Product | None:

@@ -52,25 +52,25 @@ def request_fingerprint(email: str, lines: list[LineRequest]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def order_place(*, email: str, lines: list[LineRequest], idempotency_key: str | None = None) -> tuple[Order, bool]:
-    """Place an order at catalog prices and record OrderPlaced; return (order, created).
+def order_place(*, email: str, lines: list[LineRequest], idempotency_key: str | None = None) -> Order:
+    """Place an order at catalog prices and record OrderPlaced; return the order.
 
-    With an ``idempotency_key``, the same request again returns the first order
-    (created=False); the same key with another request raises IdempotencyConflict.
+    With an ``idempotency_key``, the same request again returns the first order;
+    the same key with another request raises IdempotencyConflict.
     """
     fingerprint = request_fingerprint(email, lines)
     if idempotency_key:
         existing = _order_for_key(idempotency_key, fingerprint)
         if existing is not None:
-            return existing, False
+            return existing
     try:
-        return _order_create(email=email, lines=lines, key=idempotency_key, fingerprint=fingerprint), True
+        return _order_create(email=email, lines=lines, key=idempotency_key, fingerprint=fingerprint)
     except IntegrityError:
         # Another request with the same key committed first.
         existing = _order_for_key(idempotency_key, fingerprint) if idempotency_key else None
         if existing is None:
             raise
-        return existing, False
+        return existing
 
 
 def _order_for_key(key: str, fingerprint: str) -> Order | None:

@@ -112,7 +112,7 @@ def _place(form: CheckoutForm, lines: list[LineRequest]) -> Order | None:
     """Place the order at catalog prices; on refusal, put the reason on the form and return None."""
     key = f"checkout-{form.cleaned_data['token']}"
     try:
-        return order_place(email=form.cleaned_data["email"], lines=lines, idempotency_key=key)[0]
+        return order_place(email=form.cleaned_data["email"], lines=lines, idempotency_key=key)
     except UnknownProducts as exc:
         form.add_error(None, f"No longer in the catalog: {', '.join(exc.skus)}. Remove them from your cart.")
     except IdempotencyConflict:
