@@ -26,6 +26,24 @@ from typing import Any, ClassVar
 SKU_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 
 
+def is_sku(value: object) -> bool:
+    """Say whether ``value`` is a valid SKU: a string that is one NATS subject token."""
+    # fullmatch: "$" would let a trailing newline through ("A-1\n").
+    return isinstance(value, str) and SKU_PATTERN.fullmatch(value) is not None
+
+
+class SkuConverter:
+    """The ``<sku:…>`` URL converter: a path segment routes only if it is a valid SKU."""
+
+    regex = SKU_PATTERN.pattern.removesuffix(r"\Z")
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
 class DecodeError(ValueError):
     """A message that is not a well-formed event of a known type."""
 

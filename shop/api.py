@@ -12,7 +12,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 
 from config.api import ApiError, api_view, json_body, positive_int
-from events.base import SKU_PATTERN
+from events.base import is_sku
 
 from .live import availability
 from .models import Order, Product
@@ -86,7 +86,7 @@ def products(request: HttpRequest):
 
 @api_view("GET")
 def product(request: HttpRequest, sku: str):
-    found = product_get(sku=sku) if SKU_PATTERN.fullmatch(sku) else None
+    found = product_get(sku=sku)
     if found is None:
         raise ApiError(404, "not_found", f"no product {sku!r}")
     return JsonResponse(product_json(request, found, availability([sku])[sku]))
@@ -126,8 +126,7 @@ def _parse_line(i: int, line: object) -> LineRequest:
             {f"{where}.{name}": "unknown field" for name in unknown},
         )  # fmt: skip
     sku = line.get("sku")
-    # fullmatch: SKU_PATTERN ends in "$", which match() lets through before a trailing newline ("A-1\n").
-    if not isinstance(sku, str) or not SKU_PATTERN.fullmatch(sku):
+    if not is_sku(sku):
         raise ApiError(422, "invalid", f"{where}.sku is not a valid SKU", {f"{where}.sku": "not a valid SKU"})
     quantity = positive_int(line.get("quantity"), field=f"{where}.quantity", maximum=settings.ORDER_MAX_QUANTITY)
     return LineRequest(sku=sku, quantity=quantity)

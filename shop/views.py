@@ -9,7 +9,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from events.base import SKU_PATTERN
+from events.base import is_sku
 
 from . import live
 from .cart import Cart
@@ -46,7 +46,7 @@ def catalog(request):
 
 
 def _product_or_404(sku: str):
-    found = product_get(sku=sku) if SKU_PATTERN.fullmatch(sku) else None
+    found = product_get(sku=sku)
     if found is None:
         raise Http404("no such product")
     return found
@@ -71,7 +71,7 @@ def cart(request):
     if request.method == "POST":
         sku = request.POST.get("sku", "")
         form = CartLineForm(request.POST)
-        if not SKU_PATTERN.fullmatch(sku) or sku not in basket.items:
+        if not is_sku(sku) or sku not in basket.items:
             messages.error(request, "That product is not in your cart.")
         elif not form.is_valid():
             messages.error(request, f"Quantity: {' '.join(form.errors['quantity'])}")

@@ -8,7 +8,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="staff/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.inventory, name="inventory"),
-    path("stock/<str:sku>/restock/", views.restock, name="restock"),
+    path("stock/<sku:sku>/restock/", views.restock, name="restock"),
     path("events/", views.events, name="events"),
     path("events/chain/<str:correlation_id>/", views.chain, name="chain"),
 ]
