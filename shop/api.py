@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from django.conf import settings
@@ -16,13 +15,12 @@ from events.base import is_sku
 
 from .live import availability
 from .models import Order, Product
-from .selectors import order_get, product_get, product_list, stock_status
+from .selectors import order_get, page_number, product_get, product_list, stock_status
 from .services import CannotCancel, IdempotencyConflict, LineRequest, UnknownProducts, order_cancel, order_place
 
 ORDER_FIELDS = {"email", "lines"}
 LINE_FIELDS = {"sku", "quantity"}
 MAX_KEY_LENGTH = 200
-PAGE = re.compile(r"[1-9][0-9]{0,5}")  # ASCII digits only: str.isdigit() accepts "²", which int() refuses
 
 
 def product_json(request: HttpRequest, product: Product, available: int) -> dict:
@@ -60,9 +58,10 @@ def order_json(request: HttpRequest, order: Order) -> dict:
 
 def _page(value: str) -> int:
     """Return the page number of a query string value, or raise ApiError 400."""
-    if not PAGE.fullmatch(value) or int(value) > 100_000:
+    page = page_number(value)
+    if page is None:
         raise ApiError(400, "invalid", "page must be a positive integer", {"page": "must be a positive integer"})
-    return int(value)
+    return page
 
 
 def _text_param(request: HttpRequest, name: str, limit: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import timedelta
 
 from django.core.cache import cache
@@ -12,6 +13,8 @@ from django.utils import timezone
 from .models import Order, Product
 
 PAGE_SIZE = 20
+PAGE = re.compile(r"[1-9][0-9]{0,5}")  # ASCII digits only: str.isdigit() accepts "²", which int() refuses
+MAX_PAGE = 100_000
 LOW_STOCK = 5
 CATALOG_CACHE_SECONDS = 30
 
@@ -21,6 +24,11 @@ def stock_status(available: int) -> str:
     if available <= 0:
         return "sold_out"
     return "low_stock" if available <= LOW_STOCK else "in_stock"
+
+
+def page_number(value: str) -> int | None:
+    """Return the catalog page number a query string value asks for, or None if it is not one."""
+    return int(value) if PAGE.fullmatch(value) and int(value) <= MAX_PAGE else None
 
 
 def product_get(*, sku: str) -> Product | None:

@@ -15,15 +15,11 @@ from . import live
 from .cart import Cart
 from .forms import AddToCartForm, CartLineForm, CheckoutForm
 from .models import Category, Order
-from .selectors import order_get, product_get, product_list
+from .selectors import order_get, page_number, product_get, product_list
 from .services import IdempotencyConflict, LineRequest, UnknownProducts, order_place
 
 MY_ORDERS_KEY = "orders"
 MY_ORDERS_MAX = 50
-
-
-def _page_number(value: str) -> int:
-    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) < 100_000 else 1
 
 
 def _clean_text(value: str, limit: int) -> str:
@@ -33,7 +29,7 @@ def _clean_text(value: str, limit: int) -> str:
 def catalog(request):
     q = _clean_text(request.GET.get("q", ""), 100)
     category = _clean_text(request.GET.get("category", ""), 64)
-    page = _page_number(request.GET.get("page", "1"))
+    page = page_number(request.GET.get("page", "1")) or 1  # a bad page number in a link: the first page
     items, pages = product_list(q=q, category=category, page=page)
     levels = live.stock_levels([p.sku for p in items])
     context = {
