@@ -31,6 +31,11 @@ def page_number(value: str) -> int | None:
     return int(value) if PAGE.fullmatch(value) and int(value) <= MAX_PAGE else None
 
 
+def product_names(skus: list[str]) -> dict[str, str]:
+    """Return the catalog name of each of ``skus`` that is a product."""
+    return dict(Product.objects.filter(sku__in=skus).values_list("sku", "name"))
+
+
 def product_get(*, sku: str) -> Product | None:
     """Return a product with its category, cached (catalog rows rarely change)."""
     key = f"product:{sku}"
