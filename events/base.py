@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import typing
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,8 +26,32 @@ from typing import Any, ClassVar
 SKU_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 
 
+def is_sku(value: object) -> bool:
+    """Say whether ``value`` is a valid SKU: a string that is one NATS subject token."""
+    # fullmatch: "$" would let a trailing newline through ("A-1\n").
+    return isinstance(value, str) and SKU_PATTERN.fullmatch(value) is not None
+
+
 class DecodeError(ValueError):
     """A message that is not a well-formed event of a known type."""
+
+
+@dataclass(frozen=True)
+class Line:
+    """A quantity of one SKU, as order lines travel in events: ``{"sku": "…", "quantity": 2}`` on the wire."""
+
+    sku: str
+    quantity: int
+
+
+def _value_from(cls: type, data: Any) -> Any:
+    """Build a value dataclass from its JSON object, ignoring unknown fields."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _value_to(value: Any) -> dict[str, Any]:
+    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,16 +72,37 @@ class Event:
     def to_data(self) -> dict[str, Any]:
         """Return the event's own fields as JSON-ready values."""
         # A shallow dict: json.dumps only reads the values, and dataclasses.asdict deep-copies each one.
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name in self.value_lists():
+            data[name] = [_value_to(value) for value in data[name]]
+        return data
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Event:
         """Build the event from its ``data`` object, ignoring unknown fields."""
         names = {f.name for f in dataclasses.fields(cls)}
+        fields = {k: v for k, v in data.items() if k in names}
         try:
-            return cls(**{k: v for k, v in data.items() if k in names})
-        except TypeError as exc:
+            for name, value_cls in cls.value_lists().items():
+                if name in fields:
+                    fields[name] = [_value_from(value_cls, item) for item in fields[name]]
+            return cls(**fields)
+        except (TypeError, AttributeError) as exc:
             raise DecodeError(f"{cls.TYPE}: {exc}") from None
+
+    @classmethod
+    def value_lists(cls) -> dict[str, type]:
+        """Return the fields that hold a list of value dataclasses (such as ``Line``), with the value's class."""
+        found = cls.__dict__.get("_value_lists")
+        if found is None:
+            # Worked out once per class: the hints are strings until resolved.
+            found = {}
+            for name, hint in typing.get_type_hints(cls).items():
+                args = typing.get_args(hint)
+                if typing.get_origin(hint) is list and args and dataclasses.is_dataclass(args[0]):
+                    found[name] = args[0]
+            cls._value_lists = found
+        return found
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,13 @@ or skipped as a duplicate, nak with a backoff what failed, and terminate what
 was dead-lettered. Several processes bound to one durable compete for its
 messages: that is the load balancing.
 
-A batch is first applied all or nothing: one statement writes the receipts of
-the whole batch, and the handlers get only the events not seen before. A
-handler marked ``@batch_handler`` takes a run of consecutive messages at once,
-so it can do set-based SQL (a few statements per batch instead of a few per
-message). If anything in the batch fails, it is rolled back and applied again
+Every handler gets its messages as arguments: a ``Message`` (the envelope
+and the event) and what the consumer's ``batch_scope`` yielded for the batch
+(None without one). A batch is first applied all or nothing: one statement
+writes the receipts of the whole batch, and the handlers get only the events
+not seen before. A handler marked ``@batch_handler`` takes a run of
+consecutive messages at once, so it can do set-based SQL (a few statements per
+batch instead of a few per message). If anything in the batch fails, it is rolled back and applied again
 one message at a time, each in its own savepoint, so only the message that
 itself fails is retried or dead-lettered.
 """
@@ -26,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
@@ -34,17 +37,28 @@ from django.utils.module_loading import import_string
 from . import bus, observe
 from .base import DecodeError, Envelope, Event, EventTypes, decode, index
 from .models import DeadLetter
-from .outbox import caused_by
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Event], None]
-# A batch handler takes (envelope, event) pairs, in stream order, none of them a duplicate.
-BatchHandler = Callable[[list[tuple[Envelope, Event]]], None]
+E = TypeVar("E", bound=Event)
+
+
+@dataclass(frozen=True)
+class Message(Generic[E]):
+    """One event as a handler gets it, with the envelope it came in (its id, correlation, time)."""
+
+    envelope: Envelope
+    event: E
+
+
+# A handler takes one message and the batch scope's value: ``handler(message, batch)``.
+Handler = Callable[[Message, Any], None]
+# A batch handler takes a run of messages, in stream order, none of them a duplicate: ``handler(messages, batch)``.
+BatchHandler = Callable[[list[Message], Any], None]
 
 
 def batch_handler(fn: BatchHandler) -> BatchHandler:
-    """Mark ``fn`` as taking a whole run of messages: ``fn([(envelope, event), ...])``."""
+    """Mark ``fn`` as taking a whole run of messages: ``fn([Message, ...], batch)``."""
     fn.takes_batch = True
     return fn
 
@@ -63,7 +77,8 @@ class Consumer:
     subjects: tuple[str, ...]
     subscriptions: tuple[tuple[type[Event], Handler | BatchHandler], ...]
     # Entered inside each batch transaction, around all its messages: work done once per batch.
-    batch_scope: Callable[[], AbstractContextManager] | None = None
+    # What it yields is passed to every handler of the batch.
+    batch_scope: Callable[[], AbstractContextManager[Any]] | None = None
     types: EventTypes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -159,7 +174,7 @@ def _decode(consumer: Consumer, deliveries: list[Delivery], verdicts: list[Verdi
 def _apply_all_or_nothing(consumer: Consumer, deliveries: list[Delivery]) -> list[Verdict]:
     """One transaction, no savepoints: every message's effect, or (raising) none."""
     scope = consumer.batch_scope() if consumer.batch_scope else nullcontext()
-    with transaction.atomic(), scope:
+    with transaction.atomic(), scope as batch:
         verdicts = [Verdict.ACK] * len(deliveries)
         decoded = _decode(consumer, deliveries, verdicts)
         fresh = _first_receipts(consumer.name, [envelope.event_id for _, envelope, _ in decoded])
@@ -171,12 +186,12 @@ def _apply_all_or_nothing(consumer: Consumer, deliveries: list[Delivery]) -> lis
         for handler, run in _runs(consumer, todo):
             if handler is not None:
                 with observe.handling_run(consumer.name, [(envelope, deliveries[i]) for i, envelope, _ in run]):
-                    handler([(envelope, event) for _, envelope, event in run])
+                    handler([Message(envelope, event) for _, envelope, event in run], batch)
                 continue
             for i, envelope, event in run:
-                with caused_by(envelope), observe.handling(consumer.name, envelope, deliveries[i]):
+                with observe.handling(consumer.name, envelope, deliveries[i]):
                     for each in consumer.handlers_for(event):
-                        each(event)
+                        each(Message(envelope, event), batch)
         return verdicts
 
 
@@ -195,24 +210,22 @@ def _runs(consumer: Consumer, decoded: list[Decoded]) -> list[tuple[BatchHandler
 def _apply_message_by_message(consumer: Consumer, deliveries: list[Delivery], max_deliver: int) -> list[Verdict]:
     """One transaction, a savepoint per message: a failing message is undone alone and nak'd."""
     scope = consumer.batch_scope() if consumer.batch_scope else nullcontext()
-    with transaction.atomic(), scope:
+    with transaction.atomic(), scope as batch:
         verdicts = [Verdict.ACK] * len(deliveries)
         for i, envelope, event in _decode(consumer, deliveries, verdicts):
-            verdicts[i] = _apply(consumer, deliveries[i], envelope, event, max_deliver)
+            verdicts[i] = _apply(consumer, deliveries[i], Message(envelope, event), batch, max_deliver)
         return verdicts
 
 
-def _apply(consumer: Consumer, delivery: Delivery, envelope: Envelope, event: Event, max_deliver: int) -> Verdict:
+def _apply(consumer: Consumer, delivery: Delivery, message: Message, batch: Any, max_deliver: int) -> Verdict:
+    envelope = message.envelope
     try:
         with transaction.atomic():  # a savepoint: this message's effect, or nothing of it
             if not _first_receipt(consumer.name, envelope.event_id):
                 return Verdict.ACK
-            with caused_by(envelope), observe.handling(consumer.name, envelope, delivery):
-                for handler in consumer.handlers_for(event):
-                    if takes_batch(handler):
-                        handler([(envelope, event)])
-                    else:
-                        handler(event)
+            with observe.handling(consumer.name, envelope, delivery):
+                for handler in consumer.handlers_for(message.event):
+                    handler([message] if takes_batch(handler) else message, batch)
     except Exception as exc:
         with observe.failing(consumer.name, delivery, envelope):
             if delivery.num_delivered >= max_deliver:

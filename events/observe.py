@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from django.db import transaction
 
-from . import logcontext, metrics, tracing
+from . import bus, logcontext, metrics, tracing
 from .base import DecodeError, decode_envelope
 from .logcontext import flow
 
@@ -79,18 +79,15 @@ def headers(event_id: str, traceparent: str | None) -> dict[str, str]:
     return result
 
 
-async def sample_consumers(js, stop: asyncio.Event, interval: float = 1.0) -> None:
-    """Read every configured durable's pending counts from JetStream into gauges, until ``stop``."""
-    from . import bus
-    from .consumer import configured_consumers
-
-    consumers = configured_consumers()
+async def sample_consumers(js, durables: Iterable[tuple[str, str]], stop: asyncio.Event, interval: float = 1.0) -> None:
+    """Read the pending counts of each (stream, durable) from JetStream into gauges, until ``stop``."""
+    durables = list(durables)
     while not stop.is_set():
         try:
-            for c in consumers:
-                num_pending, ack_pending = await asyncio.wait_for(bus.consumer_pending(js, c.stream, c.name), 2)
-                metrics.JS_PENDING.labels(c.stream, c.name).set(num_pending)
-                metrics.JS_ACK_PENDING.labels(c.stream, c.name).set(ack_pending)
+            for stream, name in durables:
+                num_pending, ack_pending = await asyncio.wait_for(bus.consumer_pending(js, stream, name), 2)
+                metrics.JS_PENDING.labels(stream, name).set(num_pending)
+                metrics.JS_ACK_PENDING.labels(stream, name).set(ack_pending)
             metrics.JS_SAMPLED.set(time.time())
         except Exception as exc:  # NATS down or slow: keep the last figures, try again
             flow.debug("cannot sample consumers: %r", exc)

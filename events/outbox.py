@@ -2,15 +2,11 @@
 
 ``record`` refuses to run outside a transaction, so an event can never be
 written without the state change that caused it, nor the change without it.
-Inside a consumer, the event being handled becomes the causation of every
-event recorded, and its correlation id is carried on.
+A handler passes the envelope of the event it handles as the cause of what it
+records: it becomes their causation, and its correlation id is carried on.
 """
 
 from __future__ import annotations
-
-import contextvars
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import connection
@@ -19,9 +15,6 @@ from . import observe, tracing
 from .base import Envelope, Event, encode, new_envelope
 from .bulk import bulk_insert
 from .models import StoredEvent
-
-_cause: contextvars.ContextVar[Envelope | None] = contextvars.ContextVar("event_cause", default=None)
-
 
 # The outbox's columns as record_many writes them (seq, the order of the log, follows the list).
 COLUMNS = ("event_id", "type", "version", "subject", "aggregate_id", "correlation_id", "causation_id", "occurred_at",
@@ -32,24 +25,9 @@ class OutsideTransaction(RuntimeError):
     """An event was recorded outside a database transaction."""
 
 
-@contextmanager
-def caused_by(envelope: Envelope | None) -> Iterator[None]:
-    """Make ``envelope`` the cause of events recorded inside the block."""
-    token = _cause.set(envelope)
-    try:
-        yield
-    finally:
-        _cause.reset(token)
-
-
-def current_cause() -> Envelope | None:
-    """Return the envelope of the event being handled, if any."""
-    return _cause.get()
-
-
-def record(event: Event, *, correlation_id: str | None = None) -> Envelope:
-    """Append ``event`` to the log/outbox in the current transaction."""
-    return record_many([event], correlation_id=correlation_id)[0]
+def record(event: Event, *, correlation_id: str | None = None, cause: Envelope | None = None) -> Envelope:
+    """Append ``event`` to the log/outbox in the current transaction, caused by ``cause`` if given."""
+    return record_many([event], correlation_id=correlation_id, causes=[cause])[0]
 
 
 def record_many(
@@ -57,13 +35,13 @@ def record_many(
 ) -> list[Envelope]:
     """Append several events in one INSERT, in order, in the current transaction.
 
-    Each event's cause is the event being handled (``caused_by``), or, for a
-    consumer that handles a whole batch at once, its own entry of ``causes``.
+    Each event's cause is its own entry of ``causes`` (none by default): the
+    envelope of the event whose handling recorded it.
     """
     if not connection.in_atomic_block:
         raise OutsideTransaction("events must be recorded inside transaction.atomic()")
     if causes is None:
-        causes = [_cause.get()] * len(events)
+        causes = [None] * len(events)
     elif len(causes) != len(events):
         raise ValueError("one cause per event")
     envelopes = [

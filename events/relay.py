@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db import connection
 
 from . import bus, observe
+from .consumer import configured_consumers
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,8 @@ class Relay:
         nc = await bus.connect("relay")
         js = nc.jetstream(publish_async_max_pending=self.max_in_flight)
         await self._ensure_streams(js)
-        sampler = asyncio.create_task(observe.sample_consumers(js, self.stop))
+        durables = [(c.stream, c.name) for c in configured_consumers()]
+        sampler = asyncio.create_task(observe.sample_consumers(js, durables, self.stop))
         backoff = 0.2
         try:
             while not self.stop.is_set():

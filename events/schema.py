@@ -38,6 +38,12 @@ def _json_type(hint: Any) -> dict:
     if origin is list:
         (item,) = typing.get_args(hint) or (Any,)
         return {"type": "array", "items": _json_type(item)}
+    if dataclasses.is_dataclass(hint):
+        hints = typing.get_type_hints(hint)
+        fields = dataclasses.fields(hint)
+        properties = {f.name: _json_type(hints[f.name]) for f in fields}
+        required = [f.name for f in fields if f.default is dataclasses.MISSING]
+        return {"type": "object", "properties": properties, "required": required}
     return {str: {"type": "string"}, int: {"type": "integer"}, bool: {"type": "boolean"},
             float: {"type": "number"}, dict: {"type": "object"}}.get(hint, {})  # fmt: skip
 

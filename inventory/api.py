@@ -5,7 +5,6 @@ from django.db import DataError
 from django.http import JsonResponse
 
 from accounts.auth import staff_required
-from events.base import SKU_PATTERN
 from web.api import ApiError, api_view, json_body, positive_int
 
 from .models import StockItem
@@ -24,7 +23,7 @@ def _stock_json(item: StockItem) -> dict:
 
 
 def _item_or_404(sku: str) -> StockItem:
-    item = stock_get(sku=sku) if SKU_PATTERN.fullmatch(sku) else None
+    item = stock_get(sku=sku)
     if item is None:
         raise ApiError(404, "not_found", f"no stock item {sku!r}")
     return item

@@ -1,23 +1,22 @@
 """Inventory's reactions to the shop's events, and what it subscribes to."""
 
-from events.base import Envelope
-from events.consumer import Consumer, batch_handler
+from events.consumer import Consumer, Message, batch_handler
 
 from .inbound import OrderCancelled, OrderPlaced
-from .services import levels_once_per_batch, reservation_release, reservations_create
+from .services import BatchLevels, levels_once_per_batch, reservation_release, reservations_create
 
 
 @batch_handler
-def reserve_stock(placed: list[tuple[Envelope, OrderPlaced]]) -> None:
+def reserve_stock(placed: list[Message[OrderPlaced]], levels: BatchLevels | None = None) -> None:
     """Hold stock for every line of each order, or reject it whole; a run of orders at once."""
     reservations_create(
-        orders=[(event.order_id, event.lines) for _, event in placed], causes=[envelope for envelope, _ in placed]
+        orders=[(m.event.order_id, m.event.lines) for m in placed], causes=[m.envelope for m in placed], levels=levels
     )
 
 
-def release_stock(event: OrderCancelled) -> None:
+def release_stock(message: Message[OrderCancelled], levels: BatchLevels | None = None) -> None:
     """Give back what the order holds (or remember the cancel if it came first)."""
-    reservation_release(order_id=event.order_id)
+    reservation_release(order_id=message.event.order_id, cause=message.envelope, levels=levels)
 
 
 SUBSCRIPTIONS = [

@@ -7,7 +7,7 @@ freely; ``tests/test_contracts.py`` checks these against the shop's own events.
 
 from dataclasses import dataclass
 
-from events.base import Event
+from events.base import Event, Line
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -16,7 +16,7 @@ class OrderPlaced(Event):
 
     TYPE = "OrderPlaced"
     order_id: str
-    lines: list[dict]
+    lines: list[Line]
 
     def subject(self) -> str:
         return "shop.order.placed"

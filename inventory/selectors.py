@@ -8,6 +8,11 @@ def stock_get(*, sku: str) -> StockItem | None:
     return StockItem.objects.filter(sku=sku).first()
 
 
+def stock_all() -> list[StockItem]:
+    """Return every stock item, in SKU order."""
+    return list(StockItem.objects.order_by("sku"))
+
+
 def stock_violations() -> list[str]:
     """Return every SKU whose stock breaks an invariant (negative, or oversold)."""
     bad = []

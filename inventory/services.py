@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from dataclasses import dataclass, field
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from events import outbox
-from events.base import Envelope, Event
+from events.base import Envelope, Event, Line
 from events.bulk import bulk_insert, bulk_set
 
 from .events import StockLevelChanged, StockReceived, StockReleased, StockReservationRejected, StockReserved
@@ -35,12 +35,19 @@ class UnknownSku(LookupError):
     """No stock item exists for this SKU."""
 
 
-def merge_lines(lines: list[dict]) -> dict[str, int]:
+def merge_lines(lines: Iterable[Line]) -> dict[str, int]:
     """Sum quantities per SKU, sorted by SKU (the order in which rows are locked)."""
     totals: dict[str, int] = defaultdict(int)
     for line in lines:
-        totals[str(line["sku"])] += int(line["quantity"])
+        # Decoding checks the shape of a line, not its values: a quantity that is no number fails
+        # here, in the handler, and is retried, then dead-lettered (tests/test_faults.py).
+        totals[line.sku] += int(line.quantity)
     return dict(sorted(totals.items()))
+
+
+def _held_lines(reservation: Reservation) -> list[Line]:
+    """Return the lines a reservation holds (stored as ``[{"sku", "quantity"}]``)."""
+    return [Line(str(line["sku"]), int(line["quantity"])) for line in reservation.lines]
 
 
 # The reads of every consumer batch, as plain SQL: the ORM spent more CPU building these than PostgreSQL
@@ -77,27 +84,28 @@ def _level(item: StockItem) -> StockLevelChanged:
     )
 
 
-# SKUs changed in the current consumer batch, when levels are announced once per batch.
-_changed_in_batch: ContextVar[set[str] | None] = ContextVar("changed_in_batch", default=None)
+@dataclass
+class BatchLevels:
+    """The SKUs a consumer batch changed, whose levels it announces once, at its end."""
+
+    changed: set[str] = field(default_factory=set)
 
 
 @contextmanager
-def levels_once_per_batch() -> Iterator[None]:
+def levels_once_per_batch() -> Iterator[BatchLevels]:
     """Announce each changed SKU's level once, at the end of a batch, instead of once per change.
 
-    The levels are read back from the rows at the end, so a message whose
-    savepoint was rolled back announces nothing it did not do. A projection
-    applies the newest version it sees, so skipped intermediate versions are
-    harmless; this saves an outbox row, a publish and a projection update per order.
+    The services given the yielded ``BatchLevels`` note the SKUs they change in
+    it instead of announcing them. The levels are read back from the rows at
+    the end, so a message whose savepoint was rolled back announces nothing it
+    did not do. A projection applies the newest version it sees, so skipped
+    intermediate versions are harmless; this saves an outbox row, a publish and
+    a projection update per order.
     """
-    token = _changed_in_batch.set(set())
-    try:
-        yield
-        changed = _changed_in_batch.get()
-        if changed:
-            outbox.record_many([_level(item) for item in _stock_items(sorted(changed))])
-    finally:
-        _changed_in_batch.reset(token)
+    batch = BatchLevels()
+    yield batch
+    if batch.changed:
+        outbox.record_many([_level(item) for item in _stock_items(sorted(batch.changed))])
 
 
 def _apply(
@@ -107,8 +115,9 @@ def _apply(
     *,
     causes: list[Envelope | None] | None = None,
     changes: Counter | None = None,
+    levels: BatchLevels | None = None,
 ) -> None:
-    """Save changed stock rows and append the facts with each SKU's new level.
+    """Save changed stock rows and append the facts, with each SKU's new level unless ``levels`` collects it.
 
     ``changes`` counts the facts that touched each SKU (one by default): its
     version grows by that much, so it stays the number of facts in the log.
@@ -118,13 +127,12 @@ def _apply(
         item.version += changes[item.sku] if changes else 1
         item.updated_at = now
     bulk_set(items, [*fields, "version", "updated_at"])
-    causes = causes if causes is not None else [outbox.current_cause()] * len(facts)
-    changed = _changed_in_batch.get()
-    if changed is None:
-        levels = [_level(item) for item in items]
-        outbox.record_many([*facts, *levels], causes=[*causes, *[outbox.current_cause()] * len(levels)])
+    causes = causes if causes is not None else [None] * len(facts)
+    if levels is None:
+        announced = [_level(item) for item in items]
+        outbox.record_many([*facts, *announced], causes=[*causes, *[None] * len(announced)])
     else:
-        changed.update(item.sku for item in items)
+        levels.changed.update(item.sku for item in items)
         outbox.record_many(facts, causes=causes)
 
 
@@ -145,14 +153,11 @@ def stock_receive(*, sku: str, quantity: int, create: bool = False) -> StockItem
 
 
 @transaction.atomic(savepoint=False)
-def reservation_create(*, order_id: str, lines: list[dict]) -> Reservation:
-    """Hold stock for every line of the order, or reject it whole; safe to call twice."""
-    return reservations_create(orders=[(str(order_id), lines)])[0]
-
-
-@transaction.atomic(savepoint=False)
 def reservations_create(
-    *, orders: list[tuple[str, list[dict]]], causes: list[Envelope | None] | None = None
+    *,
+    orders: list[tuple[str, list[Line]]],
+    causes: list[Envelope | None] | None = None,
+    levels: BatchLevels | None = None,
 ) -> list[Reservation]:
     """Decide many orders at once, in the given order: each is held whole or rejected whole.
 
@@ -162,7 +167,7 @@ def reservations_create(
     rows, the reservations and the facts. An order decided before (a
     redelivery, or cancelled before it arrived) keeps its decision.
     """
-    causes = causes if causes is not None else [outbox.current_cause()] * len(orders)
+    causes = causes if causes is not None else [None] * len(orders)
     ids = [str(order_id) for order_id, _ in orders]
     decided = {str(r.order_id): r for r in _locked_reservations(ids)}
     wanted = {order_id: merge_lines(lines) for order_id, (_, lines) in zip(ids, orders, strict=True)}
@@ -199,23 +204,28 @@ def reservations_create(
     for r in new:
         r.created_at = r.updated_at = now
     bulk_insert(Reservation, RESERVATION_COLUMNS, [(r.order_id, r.status, json.dumps(r.lines), now, now) for r in new])
-    _apply([items[sku] for sku in sorted(changes)], ["reserved"], facts, causes=fact_causes, changes=changes)
+    _apply(
+        [items[sku] for sku in sorted(changes)], ["reserved"], facts, causes=fact_causes, changes=changes, levels=levels
+    )
     return [decided[order_id] for order_id in ids]
 
 
 @transaction.atomic(savepoint=False)
-def reservation_release(*, order_id: str) -> Reservation:
+def reservation_release(
+    *, order_id: str, cause: Envelope | None = None, levels: BatchLevels | None = None
+) -> Reservation:
     """Give back what an order holds; remember a cancellation that comes first."""
     reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
     if reservation is None:
         return Reservation.objects.create(order_id=order_id, status=Reservation.Status.CANCELLED_BEFORE_PLACED)
     if reservation.status != Reservation.Status.HELD:
         return reservation
-    wanted = merge_lines(reservation.lines)
+    wanted = merge_lines(_held_lines(reservation))
     items = list(StockItem.objects.select_for_update().filter(sku__in=wanted).order_by("sku"))
     for item in items:
         item.reserved -= wanted[item.sku]
-    _apply(items, ["reserved"], [StockReleased(order_id=str(order_id), lines=reservation.lines)])
+    released = StockReleased(order_id=str(order_id), lines=reservation.lines)
+    _apply(items, ["reserved"], [released], causes=[cause], levels=levels)
     reservation.status = Reservation.Status.RELEASED
     reservation.save(update_fields=["status", "updated_at"])
     return reservation

@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 
 from devstack.process import Process, http_ok
+from loadtests.stats import percentile
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MANAGE = str(BASE_DIR / "manage.py")
@@ -54,12 +55,6 @@ def frame_level(raw: str | bytes) -> tuple[str, int] | None:
     if "error" in frame:
         return None
     return frame["sku"], frame["version"]
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Return the q-quantile (0..1) of values, nearest rank."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
 class Processes:

@@ -52,8 +52,3 @@ class TrafficShape(LoadTestShape):
         if shape == "flash-sale" and run_time / 3 <= t < 2 * run_time / 3:
             return users * 3, max(rate, users * 2.0), [*mix, FlashSaleBuyer]
         return users, rate, mix
-
-
-def shape_names() -> tuple[str, ...]:
-    """Return the shapes ``--shape`` accepts."""
-    return SHAPES

@@ -8,7 +8,10 @@ from collections import defaultdict
 from django.db import connection
 
 from events import metrics
+from events.consumer import configured_consumers
 from events.models import DeadLetter
+from inventory.events import StockReservationRejected, StockReserved
+from shop.events import OrderConfirmed, OrderPlaced, OrderRejected
 
 # An order's path through the system, and the timestamp each step leaves in the event tables:
 # OrderPlaced committed (occurred_at) → published (published_at) → inventory starts (receipt)
@@ -17,31 +20,43 @@ HOPS = ["relay (placed)", "queue (inventory)", "inventory", "relay (reserved)", 
 RECENT_HOPS = """
     WITH decided AS (
         SELECT correlation_id, type, occurred_at FROM events_storedevent
-        WHERE type IN ('OrderConfirmed', 'OrderRejected') ORDER BY seq DESC LIMIT %s
+        WHERE type = ANY(%(decisions)s) ORDER BY seq DESC LIMIT %(limit)s
     )
     SELECT d.correlation_id, d.type, p.occurred_at, p.published_at, pi.processed_at,
            r.occurred_at, r.published_at, ps.processed_at, d.occurred_at
     FROM decided d
-    JOIN events_storedevent p ON p.correlation_id = d.correlation_id AND p.type = 'OrderPlaced'
-    JOIN events_storedevent r ON r.correlation_id = d.correlation_id
-         AND r.type IN ('StockReserved', 'StockReservationRejected')
-    JOIN events_processedevent pi ON pi.consumer = 'inventory' AND pi.event_id = p.event_id
-    JOIN events_processedevent ps ON ps.consumer = 'shop' AND ps.event_id = r.event_id
+    JOIN events_storedevent p ON p.correlation_id = d.correlation_id AND p.type = %(placed)s
+    JOIN events_storedevent r ON r.correlation_id = d.correlation_id AND r.type = ANY(%(answers)s)
+    JOIN events_processedevent pi ON pi.consumer = %(placed_reader)s AND pi.event_id = p.event_id
+    JOIN events_processedevent ps ON ps.consumer = %(answer_reader)s AND ps.event_id = r.event_id
     ORDER BY d.occurred_at
 """
 
 
+def _reader_of(type_: str) -> str:
+    """Return the name of the configured consumer that subscribes to events of wire type ``type_``."""
+    return next(c.name for c in configured_consumers() if any(name == type_ for name, _ in c.types))
+
+
 def recent_order_hops(limit: int) -> list[dict]:
     """Return, for the last ``limit`` orders confirmed or rejected, the seconds spent in each hop."""
+    params = {
+        "limit": limit,
+        "decisions": [OrderConfirmed.TYPE, OrderRejected.TYPE],
+        "placed": OrderPlaced.TYPE,
+        "answers": [StockReserved.TYPE, StockReservationRejected.TYPE],
+        "placed_reader": _reader_of(OrderPlaced.TYPE),
+        "answer_reader": _reader_of(StockReserved.TYPE),
+    }
     with connection.cursor() as cursor:
-        cursor.execute(RECENT_HOPS, [limit])
+        cursor.execute(RECENT_HOPS, params)
         rows = cursor.fetchall()
     result = []
     for order_id, decision, *stamps in rows:
         if None in stamps:
             continue
         seconds = [max(0.0, (b - a).total_seconds()) for a, b in zip(stamps, stamps[1:], strict=False)]
-        result.append({"order": order_id, "outcome": "confirmed" if decision == "OrderConfirmed" else "rejected",
+        result.append({"order": order_id, "outcome": "confirmed" if decision == OrderConfirmed.TYPE else "rejected",
                        "hops": dict(zip(HOPS, seconds, strict=True)), "total": sum(seconds)})  # fmt: skip
     return result
 

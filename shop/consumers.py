@@ -13,7 +13,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from events.base import SKU_PATTERN
+from events.base import is_sku
 
 from . import live
 from .metrics import order_event_pushed, websocket_closed, websocket_opened
@@ -80,7 +80,7 @@ class StockConsumer(CountedSocket):
             return [], ("invalid", 'send {"subscribe": [sku, ...]}')
         if len(skus) > settings.LIVE_MAX_SKUS:
             return [], ("too_many", f"a socket may follow at most {settings.LIVE_MAX_SKUS} SKUs")
-        bad = [s for s in skus if not isinstance(s, str) or not SKU_PATTERN.fullmatch(s)]
+        bad = [s for s in skus if not is_sku(s)]
         if bad:
             return [], ("invalid_sku", f"not a valid SKU: {str(bad[0])[:70]!r}")
         return list(dict.fromkeys(skus)), None

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from events.base import Event
+from events.base import Event, Line
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -11,7 +11,7 @@ class OrderPlaced(Event):
 
     TYPE = "OrderPlaced"
     order_id: str
-    lines: list[dict]
+    lines: list[Line]
 
     def subject(self) -> str:
         return "shop.order.placed"

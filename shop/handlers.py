@@ -1,8 +1,6 @@
 """The shop's reactions to inventory's events: the order state machine moves on."""
 
-from events.base import Envelope
-from events.consumer import Consumer, batch_handler
-from events.outbox import current_cause
+from events.consumer import Consumer, Message, batch_handler
 
 from .inbound import StockReleased, StockReservationRejected, StockReserved
 from .metrics import order_decided
@@ -10,23 +8,23 @@ from .services import Decision, order_note, orders_settle
 
 
 @batch_handler
-def settle_orders(decisions: list[tuple[Envelope, StockReserved | StockReservationRejected]]) -> None:
+def settle_orders(decisions: list[Message[StockReserved | StockReservationRejected]], _batch: None = None) -> None:
     """Stock held: a pending order becomes confirmed; stock short: rejected, with the reason."""
     moved = orders_settle(
         decisions=[
-            Decision(event.order_id, True, envelope)
-            if isinstance(event, StockReserved)
-            else Decision(event.order_id, False, envelope, event.reason or "not enough stock")
-            for envelope, event in decisions
+            Decision(m.event.order_id, True, m.envelope)
+            if isinstance(m.event, StockReserved)
+            else Decision(m.event.order_id, False, m.envelope, m.event.reason or "not enough stock")
+            for m in decisions
         ]
     )
     for order in moved:
         order_decided(order)
 
 
-def note_release(event: StockReleased) -> None:
+def note_release(message: Message[StockReleased], _batch: None = None) -> None:
     """The stock of a cancelled order went back: note it on the order's timeline."""
-    order_note(order_id=event.order_id, cause=current_cause())
+    order_note(order_id=message.event.order_id, cause=message.envelope)
 
 
 SUBSCRIPTIONS = [

@@ -7,13 +7,14 @@ harmless and the projection can be rebuilt from the log at any time.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import connection, transaction
 from django.utils import timezone
 
 from events import log
-from events.base import Envelope, index
-from events.consumer import Consumer, batch_handler
-from events.outbox import current_cause
+from events.base import index
+from events.consumer import Consumer, Message, batch_handler
 from events.projections import Projection
 
 from .inbound import StockLevelChanged
@@ -29,10 +30,8 @@ UPSERT = """
 """
 
 
-def stock_level_apply(event: StockLevelChanged, changed_at=None) -> bool:
-    """Apply one level if it is newer than what the projection holds; return whether it was."""
-    cause = current_cause()
-    changed_at = changed_at or (cause.occurred_at if cause else timezone.now())
+def stock_level_apply(event: StockLevelChanged, changed_at: datetime) -> bool:
+    """Apply one level changed at ``changed_at`` if it is newer than what the projection holds; say whether it was."""
     with connection.cursor() as cursor:
         cursor.execute(
             UPSERT,
@@ -52,16 +51,16 @@ UPSERT_MANY = """
 
 
 @batch_handler
-def stock_levels_apply(levels: list[tuple[Envelope, StockLevelChanged]]) -> None:
+def stock_levels_apply(levels: list[Message[StockLevelChanged]], _batch: None = None) -> None:
     """Apply a run of levels in one statement: per SKU the newest of the run, if newer than the table's."""
-    newest: dict[str, tuple[Envelope, StockLevelChanged]] = {}
-    for envelope, event in levels:
-        if event.sku not in newest or newest[event.sku][1].version < event.version:
-            newest[event.sku] = (envelope, event)
+    newest: dict[str, Message[StockLevelChanged]] = {}
+    for m in levels:
+        if m.event.sku not in newest or newest[m.event.sku].event.version < m.event.version:
+            newest[m.event.sku] = m
     # In SKU order: two workers upserting overlapping SKUs then lock the rows in the same order, never in a cycle.
     rows = [
-        (e.sku, e.on_hand, e.reserved, e.available, e.version, env.occurred_at)
-        for env, e in sorted(newest.values(), key=lambda pair: pair[1].sku)
+        (m.event.sku, m.event.on_hand, m.event.reserved, m.event.available, m.event.version, m.envelope.occurred_at)
+        for m in sorted(newest.values(), key=lambda m: m.event.sku)
     ]
     with connection.cursor() as cursor:
         cursor.execute(UPSERT_MANY, [list(column) for column in zip(*rows, strict=True)])

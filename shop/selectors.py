@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import timedelta
 
 from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import Order, Product, StockLevel
+from .models import Order, Product
 
 PAGE_SIZE = 20
+PAGE = re.compile(r"[1-9][0-9]{0,5}")  # ASCII digits only: str.isdigit() accepts "²", which int() refuses
+MAX_PAGE = 100_000
 LOW_STOCK = 5
 CATALOG_CACHE_SECONDS = 30
 
@@ -23,10 +26,14 @@ def stock_status(available: int) -> str:
     return "low_stock" if available <= LOW_STOCK else "in_stock"
 
 
-def availability(skus: list[str]) -> dict[str, int]:
-    """Return available units per SKU from the shop's stock projection (0 if unknown)."""
-    levels = dict(StockLevel.objects.filter(sku__in=skus).values_list("sku", "available"))
-    return {sku: max(levels.get(sku, 0), 0) for sku in skus}
+def page_number(value: str) -> int | None:
+    """Return the catalog page number a query string value asks for, or None if it is not one."""
+    return int(value) if PAGE.fullmatch(value) and int(value) <= MAX_PAGE else None
+
+
+def product_names(skus: list[str]) -> dict[str, str]:
+    """Return the catalog name of each of ``skus`` that is a product."""
+    return dict(Product.objects.filter(sku__in=skus).values_list("sku", "name"))
 
 
 def product_get(*, sku: str) -> Product | None:

@@ -17,7 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from events import outbox
-from events.base import Envelope
+from events.base import Envelope, Line
 from events.bulk import bulk_insert, bulk_set
 
 from .events import OrderCancelled, OrderConfirmed, OrderPlaced, OrderRejected
@@ -52,25 +52,25 @@ def request_fingerprint(email: str, lines: list[LineRequest]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def order_place(*, email: str, lines: list[LineRequest], idempotency_key: str | None = None) -> tuple[Order, bool]:
-    """Place an order at catalog prices and record OrderPlaced; return (order, created).
+def order_place(*, email: str, lines: list[LineRequest], idempotency_key: str | None = None) -> Order:
+    """Place an order at catalog prices and record OrderPlaced; return the order.
 
-    With an ``idempotency_key``, the same request again returns the first order
-    (created=False); the same key with another request raises IdempotencyConflict.
+    With an ``idempotency_key``, the same request again returns the first order;
+    the same key with another request raises IdempotencyConflict.
     """
     fingerprint = request_fingerprint(email, lines)
     if idempotency_key:
         existing = _order_for_key(idempotency_key, fingerprint)
         if existing is not None:
-            return existing, False
+            return existing
     try:
-        return _order_create(email=email, lines=lines, key=idempotency_key, fingerprint=fingerprint), True
+        return _order_create(email=email, lines=lines, key=idempotency_key, fingerprint=fingerprint)
     except IntegrityError:
         # Another request with the same key committed first.
         existing = _order_for_key(idempotency_key, fingerprint) if idempotency_key else None
         if existing is None:
             raise
-        return existing, False
+        return existing
 
 
 def _order_for_key(key: str, fingerprint: str) -> Order | None:
@@ -97,9 +97,7 @@ def _order_create(*, email: str, lines: list[LineRequest], key: str | None, fing
     )  # fmt: skip
     if key:
         IdempotencyKey.objects.create(key=key, request_hash=fingerprint, order=order)
-    envelope = outbox.record(
-        OrderPlaced(order_id=str(order.id), lines=[{"sku": ln.sku, "quantity": ln.quantity} for ln in lines])
-    )
+    envelope = outbox.record(OrderPlaced(order_id=str(order.id), lines=[Line(ln.sku, ln.quantity) for ln in lines]))
     placed = TimelineEntry.objects.create(
         order=order, type="OrderPlaced", at=envelope.occurred_at, event_id=envelope.event_id
     )
@@ -187,7 +185,7 @@ def orders_settle(*, decisions: list[Decision]) -> list[Order]:
 
 
 @transaction.atomic(savepoint=False)
-def order_note(*, order_id: str, cause, detail: str = "") -> None:
+def order_note(*, order_id: str, cause: Envelope, detail: str = "") -> None:
     """Add an event about the order to its timeline."""
     order = Order.objects.get(id=order_id)
     _timeline_add(order, cause.type, cause.occurred_at, cause.event_id, detail)

@@ -1,11 +1,13 @@
 from django.urls import path
 
+from web import converters  # noqa: F401  (registers <sku:…>)
+
 from . import views
 
 app_name = "shop"
 urlpatterns = [
     path("", views.catalog, name="catalog"),
-    path("products/<str:sku>/", views.product, name="product"),
+    path("products/<sku:sku>/", views.product, name="product"),
     path("cart/", views.cart, name="cart"),
     path("checkout/", views.checkout, name="checkout"),
     path("orders/", views.my_orders, name="my-orders"),

@@ -9,21 +9,17 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from events.base import SKU_PATTERN
+from events.base import is_sku
 
 from . import live
 from .cart import Cart
 from .forms import AddToCartForm, CartLineForm, CheckoutForm
 from .models import Category, Order
-from .selectors import order_get, product_get, product_list
+from .selectors import order_get, page_number, product_get, product_list
 from .services import IdempotencyConflict, LineRequest, UnknownProducts, order_place
 
 MY_ORDERS_KEY = "orders"
 MY_ORDERS_MAX = 50
-
-
-def _page_number(value: str) -> int:
-    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) < 100_000 else 1
 
 
 def _clean_text(value: str, limit: int) -> str:
@@ -33,7 +29,7 @@ def _clean_text(value: str, limit: int) -> str:
 def catalog(request):
     q = _clean_text(request.GET.get("q", ""), 100)
     category = _clean_text(request.GET.get("category", ""), 64)
-    page = _page_number(request.GET.get("page", "1"))
+    page = page_number(request.GET.get("page", "1")) or 1  # a bad page number in a link: the first page
     items, pages = product_list(q=q, category=category, page=page)
     levels = live.stock_levels([p.sku for p in items])
     context = {
@@ -46,7 +42,7 @@ def catalog(request):
 
 
 def _product_or_404(sku: str):
-    found = product_get(sku=sku) if SKU_PATTERN.fullmatch(sku) else None
+    found = product_get(sku=sku)
     if found is None:
         raise Http404("no such product")
     return found
@@ -71,7 +67,7 @@ def cart(request):
     if request.method == "POST":
         sku = request.POST.get("sku", "")
         form = CartLineForm(request.POST)
-        if not SKU_PATTERN.fullmatch(sku) or sku not in basket.items:
+        if not is_sku(sku) or sku not in basket.items:
             messages.error(request, "That product is not in your cart.")
         elif not form.is_valid():
             messages.error(request, f"Quantity: {' '.join(form.errors['quantity'])}")
@@ -112,7 +108,7 @@ def _place(form: CheckoutForm, lines: list[LineRequest]) -> Order | None:
     """Place the order at catalog prices; on refusal, put the reason on the form and return None."""
     key = f"checkout-{form.cleaned_data['token']}"
     try:
-        return order_place(email=form.cleaned_data["email"], lines=lines, idempotency_key=key)[0]
+        return order_place(email=form.cleaned_data["email"], lines=lines, idempotency_key=key)
     except UnknownProducts as exc:
         form.add_error(None, f"No longer in the catalog: {', '.join(exc.skus)}. Remove them from your cart.")
     except IdempotencyConflict:

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from events.models import StoredEvent
-from inventory.models import StockItem
-from shop.models import Product
+from inventory.selectors import stock_all
+from shop.selectors import product_names
 
 EVENTS_PER_PAGE = 50
 
 
-def stock_rows() -> list[tuple[StockItem, str]]:
-    """Return every stock item with its product's name (two queries)."""
-    items = list(StockItem.objects.order_by("sku"))
-    names = dict(Product.objects.filter(sku__in=[i.sku for i in items]).values_list("sku", "name"))
+def stock_rows() -> list[tuple[Any, str]]:
+    """Return every stock item (inventory's row) with its product's name (two queries)."""
+    items = stock_all()
+    names = product_names([i.sku for i in items])
     return [(item, names.get(item.sku, "")) for item in items]
 
 

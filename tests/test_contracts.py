@@ -11,7 +11,7 @@ import inventory.events as inventory_events
 import inventory.inbound as inventory_inbound
 import shop.events as shop_events
 import shop.inbound as shop_inbound
-from events.base import Event, decode, encode, index, new_envelope
+from events.base import Event, Line, decode, encode, index, new_envelope
 
 
 def classes(module) -> dict[str, type[Event]]:
@@ -21,7 +21,7 @@ def classes(module) -> dict[str, type[Event]]:
 
 
 SAMPLES = {
-    "OrderPlaced": shop_events.OrderPlaced(order_id="o", lines=[{"sku": "A", "quantity": 2}]),
+    "OrderPlaced": shop_events.OrderPlaced(order_id="o", lines=[Line("A", 2)]),
     "OrderCancelled": shop_events.OrderCancelled(order_id="o"),
     "StockReserved": inventory_events.StockReserved(order_id="o", lines=[{"sku": "A", "quantity": 2}]),
     "StockReservationRejected": inventory_events.StockReservationRejected(

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.pipeline
 
 
 def place_many(count: int, sku: str = "A", quantity: int = 1) -> list[str]:
-    return [str(order_place(email=f"c{i}@example.org", lines=[LineRequest(sku, quantity)])[0].id) for i in range(count)]
+    return [str(order_place(email=f"c{i}@example.org", lines=[LineRequest(sku, quantity)]).id) for i in range(count)]
 
 
 def all_final(timeout: float = 60) -> None:

@@ -42,7 +42,7 @@ def test_one_short_line_rejects_the_whole_order_and_holds_nothing(pipeline, make
     make_product("TEA-2", stock=1)
     pipeline.start()
 
-    order, _ = order_place(email="bo@example.org", lines=[LineRequest("TEA-1", 3), LineRequest("TEA-2", 2)])
+    order = order_place(email="bo@example.org", lines=[LineRequest("TEA-1", 3), LineRequest("TEA-2", 2)])
 
     order = wait_for(lambda: final(order.id), message="the order to become final")
     assert order.status == Order.Status.REJECTED

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 
 from events.base import Event, encode, new_envelope
-from events.consumer import Consumer, Delivery, Verdict, batch_handler, nak_delay, process_batch
+from events.consumer import Consumer, Delivery, Message, Verdict, batch_handler, nak_delay, process_batch
 from events.models import DeadLetter, ProcessedEvent
 
 
@@ -33,8 +33,9 @@ class OrderConfirmed(OrderPlaced):
     TYPE = "OrderConfirmed"
 
 
-def remember(event: OrderPlaced) -> None:
+def remember(message: Message[OrderPlaced], _batch: None = None) -> None:
     """Record the effect in the database, so a rolled-back savepoint undoes it."""
+    event = message.event
     if event.order_id == "boom":
         raise RuntimeError("handler failed")
     with connection.cursor() as cursor:
@@ -49,11 +50,11 @@ RUNS: list[list[str]] = []  # the order ids each call of the batch handler got
 
 
 @batch_handler
-def remember_run(run: list[tuple[object, OrderPlaced]]) -> None:
+def remember_run(run: list[Message[OrderPlaced]], _batch: None = None) -> None:
     """The same effect, set-based: a whole run of messages in one call."""
-    RUNS.append([event.order_id for _, event in run])
-    for _, event in run:
-        remember(event)
+    RUNS.append([m.event.order_id for m in run])
+    for m in run:
+        remember(m)
 
 
 CONSUMER = Consumer(

@@ -5,14 +5,15 @@ import uuid
 import pytest
 from django.db import IntegrityError, transaction
 
-from events.base import new_envelope
+from events.base import Line, new_envelope
+from events.consumer import Message
 from events.models import StoredEvent
-from inventory.handlers import release_stock
+from inventory.handlers import release_stock as release_one
 from inventory.handlers import reserve_stock as reserve_run
 from inventory.inbound import OrderCancelled, OrderPlaced
 from inventory.models import Reservation, StockItem
 from inventory.projections import differences, rebuild
-from inventory.services import levels_once_per_batch, stock_receive
+from inventory.services import BatchLevels, levels_once_per_batch, stock_receive
 
 pytestmark = pytest.mark.django_db
 
@@ -23,12 +24,21 @@ def given_stock(**levels: int) -> None:
 
 
 def placed(*lines: tuple[str, int], order_id: str | None = None) -> OrderPlaced:
-    return OrderPlaced(order_id=order_id or str(uuid.uuid4()), lines=[{"sku": s, "quantity": q} for s, q in lines])
+    return OrderPlaced(order_id=order_id or str(uuid.uuid4()), lines=[Line(s, q) for s, q in lines])
 
 
-def reserve_stock(*events: OrderPlaced) -> None:
+def message(event: OrderPlaced | OrderCancelled) -> Message:
+    return Message(new_envelope(event, correlation_id=event.order_id, causation_id=None), event)
+
+
+def reserve_stock(*events: OrderPlaced, levels: BatchLevels | None = None) -> None:
     """Deliver a run of OrderPlaced to the batch handler, as the consumer runner does."""
-    reserve_run([(new_envelope(e, correlation_id=e.order_id, causation_id=None), e) for e in events])
+    reserve_run([message(e) for e in events], levels)
+
+
+def release_stock(event: OrderCancelled) -> None:
+    """Deliver one OrderCancelled to its handler, without a batch scope."""
+    release_one(message(event), None)
 
 
 def stock() -> dict[str, tuple[int, int]]:
@@ -152,11 +162,11 @@ def test_a_batch_announces_each_changed_sku_once_with_its_final_level():
     given_stock(A=10, B=10)
     before = last_seq()
 
-    with transaction.atomic(), levels_once_per_batch():
-        reserve_stock(placed(("A", 1)))
-        reserve_stock(placed(("A", 2), ("B", 1)))
+    with transaction.atomic(), levels_once_per_batch() as levels:
+        reserve_stock(placed(("A", 1)), levels=levels)
+        reserve_stock(placed(("A", 2), ("B", 1)), levels=levels)
         with pytest.raises(RuntimeError), transaction.atomic():  # a message whose savepoint rolls back
-            reserve_stock(placed(("B", 5)))
+            reserve_stock(placed(("B", 5)), levels=levels)
             raise RuntimeError
 
     assert types_since(before) == ["StockReserved", "StockReserved", "StockLevelChanged", "StockLevelChanged"]

@@ -103,6 +103,7 @@ def table(costs: list[Cost]) -> str:
 
 def _event_makers() -> dict[str, Callable[[int], list]]:
     """Return, per consumer name, a function making ``n`` fresh events of the kind it handles."""
+    from events.base import Line
     from inventory.events import StockLevelChanged, StockReserved
     from shop.events import OrderPlaced
     from shop.models import Order
@@ -113,7 +114,7 @@ def _event_makers() -> dict[str, Callable[[int], list]]:
     versions = dict.fromkeys(skus, 10**6)
 
     def placed(n: int) -> list:
-        return [OrderPlaced(order_id=str(uuid.uuid4()), lines=[{"sku": skus[i % len(skus)], "quantity": 1}])
+        return [OrderPlaced(order_id=str(uuid.uuid4()), lines=[Line(skus[i % len(skus)], 1)])
                 for i in range(n)]  # fmt: skip
 
     def reserved(n: int) -> list:

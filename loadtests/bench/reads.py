@@ -15,9 +15,10 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..stats import percentile
 from . import cpu
 from .load import closed_loop, get_request
-from .scenarios import Bench, percentile
+from .scenarios import Bench
 
 VARIANTS = [
     ("near-cache", "stock levels from each web process's near cache, fed by core NATS", {}),
@@ -74,8 +75,8 @@ def _run(bench: Bench, name: str, about: str, env: dict[str, str], n: int) -> Re
     return ReadFigures(
         name=name, about=about, env=dict(env), requests=load.accepted, errors=load.errors,
         per_s=round(load.accepted / load.seconds, 1),
-        p50_ms=round(percentile(lat, 50) * 1000, 2) if lat else 0.0,
-        p99_ms=round(percentile(lat, 99) * 1000, 2) if lat else 0.0,
+        p50_ms=round(percentile(lat, 0.5) * 1000, 2) if lat else 0.0,
+        p99_ms=round(percentile(lat, 0.99) * 1000, 2) if lat else 0.0,
         cpu_ms={g: round(used[g] * 1000 / max(load.accepted, 1), 3) for g in ("web", "postgres")},
     )  # fmt: skip
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from datetime import datetime
 
 from django.conf import settings
 
+from ..stats import percentile
 from . import cpu, db
 from .load import LoadResult, closed_loop, open_loop, post_request, threads_loop
 from .stack import BenchError, Stack
@@ -90,13 +90,8 @@ class Figures:
     cpu_ms: dict[str, float] = field(default_factory=dict)
 
 
-def percentile(ordered: list[float], p: float) -> float:
-    """Return the nearest-rank ``p``-th percentile of sorted values."""
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
 def _ms(ordered: list[float], p: float) -> float | None:
-    return round(percentile(ordered, p) * 1000, 1) if ordered else None
+    return round(percentile(ordered, p / 100) * 1000, 1) if ordered else None
 
 
 @dataclass

@@ -3,9 +3,9 @@
 import pytest
 
 from events.base import new_envelope
-from events.consumer import takes_batch
+from events.consumer import Message, takes_batch
 from events.models import StoredEvent
-from events.outbox import OutsideTransaction, caused_by, record
+from events.outbox import OutsideTransaction, record
 from shop.events import OrderPlaced
 from shop.handlers import note_release, settle_orders
 from shop.inbound import StockReleased, StockReservationRejected, StockReserved
@@ -16,16 +16,14 @@ pytestmark = pytest.mark.django_db
 
 
 def deliver(handler, event) -> None:
-    """Run a handler as the consumer runner does: with the event as the cause."""
-    envelope = new_envelope(event, correlation_id=event.order_id, causation_id=None)
-    with caused_by(envelope):
-        handler([(envelope, event)]) if takes_batch(handler) else handler(event)
+    """Run a handler as the consumer runner does: the event in its envelope, no batch scope."""
+    message = Message(new_envelope(event, correlation_id=event.order_id, causation_id=None), event)
+    handler([message] if takes_batch(handler) else message, None)
 
 
 def place(make_product, quantity: int = 1) -> Order:
     make_product("SKU-1", stock=0, price="4.25")
-    order, created = order_place(email="c@example.org", lines=[LineRequest("SKU-1", quantity)])
-    assert created
+    order = order_place(email="c@example.org", lines=[LineRequest("SKU-1", quantity)])
     return order
 
 
@@ -98,21 +96,21 @@ def test_an_event_cannot_be_recorded_outside_a_transaction():
 
 def test_a_run_of_decisions_settles_each_order_with_its_own_cause(make_product):
     make_product("SKU-1", stock=0, price="1.00")
-    orders = [order_place(email="c@example.org", lines=[LineRequest("SKU-1", 1)])[0] for _ in range(3)]
+    orders = [order_place(email="c@example.org", lines=[LineRequest("SKU-1", 1)]) for _ in range(3)]
     order_cancel(order_id=orders[2].id)
     events = [
         StockReserved(order_id=str(orders[0].id)),
         StockReservationRejected(order_id=str(orders[1].id), reason="not enough stock for SKU-1"),
         StockReserved(order_id=str(orders[2].id)),
     ]
-    run = [(new_envelope(e, correlation_id=e.order_id, causation_id=None), e) for e in events]
+    run = [Message(new_envelope(e, correlation_id=e.order_id, causation_id=None), e) for e in events]
 
-    settle_orders(run)
+    settle_orders(run, None)
 
     for order in orders:
         order.refresh_from_db()
     assert [o.status for o in orders] == [Order.Status.CONFIRMED, Order.Status.REJECTED, Order.Status.CANCELLED]
     assert orders[1].reason == "not enough stock for SKU-1"
     confirmed = StoredEvent.objects.get(type="OrderConfirmed")
-    assert (confirmed.correlation_id, confirmed.causation_id) == (str(orders[0].id), run[0][0].event_id)
+    assert (confirmed.correlation_id, confirmed.causation_id) == (str(orders[0].id), run[0].envelope.event_id)
     assert [t.type for t in orders[2].timeline.all()] == ["OrderPlaced", "OrderCancelled", "StockReserved"]

@@ -3,7 +3,7 @@
 import pytest
 
 from events.base import new_envelope
-from events.outbox import caused_by
+from events.consumer import Message
 from shop.inbound import StockLevelChanged
 from shop.models import StockLevel
 from shop.projections import stock_level_apply, stock_levels_apply
@@ -16,8 +16,7 @@ def level(version: int, available: int) -> StockLevelChanged:
 
 
 def apply(event: StockLevelChanged) -> bool:
-    with caused_by(new_envelope(event, correlation_id=None, causation_id=None)):
-        return stock_level_apply(event)
+    return stock_level_apply(event, new_envelope(event, correlation_id=None, causation_id=None).occurred_at)
 
 
 def test_levels_applied_in_any_order_and_twice_end_at_the_newest():
@@ -42,7 +41,7 @@ def test_a_run_of_levels_keeps_the_newest_per_sku_in_one_statement(django_assert
     run = [level(3, 9), level(5, 4), *b, level(4, 6)]
 
     with django_assert_num_queries(1):
-        stock_levels_apply([(new_envelope(e, correlation_id=None, causation_id=None), e) for e in run])
+        stock_levels_apply([Message(new_envelope(e, correlation_id=None, causation_id=None), e) for e in run])
 
     rows = {r.sku: (r.version, r.available) for r in StockLevel.objects.all()}
     assert rows == {"A": (5, 4), "B": (2, 4)}

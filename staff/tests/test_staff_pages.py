@@ -72,7 +72,7 @@ def test_restock_past_the_integer_range_is_refused(staff_client, make_product):
 
 def test_event_explorer_lists_and_filters_and_shows_an_orders_chain(staff_client, make_product):
     make_product("A-1", stock=4)
-    order, _ = order_place(email="ann@example.org", lines=[LineRequest("A-1", 1)])
+    order = order_place(email="ann@example.org", lines=[LineRequest("A-1", 1)])
     html = staff_client.get("/staff/events/").content.decode()
     assert "OrderPlaced" in html and "StockReceived" in html
     only = staff_client.get("/staff/events/?type=OrderPlaced").content.decode()
