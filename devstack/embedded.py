@@ -49,17 +49,40 @@ def free_port() -> int:
 def web_command(port: int, workers: int, *extra: str) -> list[str]:
     """Return the command of the WSGI web server (granian), as the devstack, tests and bench run it."""
     granian = str(Path(sys.executable).with_name("granian"))
-    return [granian, "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(workers), "--blocking-threads", "4", "--no-ws", *extra,
-            "config.wsgi:application"]  # fmt: skip
+    return [
+        granian,
+        "--interface",
+        "wsgi",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--blocking-threads",
+        "4",
+        "--no-ws",
+        *extra,
+        "config.wsgi:application",
+    ]
 
 
 def live_command(port: int, workers: int, *extra: str) -> list[str]:
     """Return the command of the ASGI web server (granian): websockets, and pages too; one process per worker."""
     granian = str(Path(sys.executable).with_name("granian"))
-    return [granian, "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(workers), *extra,
-            "config.asgi:application"]  # fmt: skip
+    return [
+        granian,
+        "--interface",
+        "asgi",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        *extra,
+        "config.asgi:application",
+    ]
 
 
 def _wait_until(check, deadline: float, what: str, proc: subprocess.Popen, log: Path) -> None:
@@ -134,25 +157,53 @@ class EmbeddedPostgres:
         log = self.data_dir.parent / f"{self.data_dir.name}.log"
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(
-                [self._bin("initdb"), "-D", str(self.data_dir), "-U", "postgres",
-                 "--auth=trust", "--encoding=UTF8", "--no-sync"],
-                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                [
+                    self._bin("initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-sync",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
                 preexec_fn=parent_death_signal(signal.SIGINT, uid, gid),
-            )  # fmt: skip
+            )
         (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
         self.port = self.port or free_port()
         with open(log, "ab") as out:
             if uid is not None:
                 os.chown(log, uid, gid)
             self.proc = subprocess.Popen(
-                [self._bin("postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-                 "-h", "127.0.0.1", "-k", "",
-                 "-c", "max_connections=300", "-c", "shared_buffers=256MB",
-                 "-c", "fsync=on", "-c", "log_min_messages=warning"],
-                stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True,
+                [
+                    self._bin("postgres"),
+                    "-D",
+                    str(self.data_dir),
+                    "-p",
+                    str(self.port),
+                    "-h",
+                    "127.0.0.1",
+                    "-k",
+                    "",
+                    "-c",
+                    "max_connections=300",
+                    "-c",
+                    "shared_buffers=256MB",
+                    "-c",
+                    "fsync=on",
+                    "-c",
+                    "log_min_messages=warning",
+                ],
+                stdout=out,
+                stderr=out,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
                 # SIGINT is PostgreSQL's "fast" shutdown: it does not wait for clients.
                 preexec_fn=parent_death_signal(signal.SIGINT, uid, gid),
-            )  # fmt: skip
+            )
         _wait_until(self._accepts, time.monotonic() + timeout, "postgres", self.proc, log)
         self._create_database()
         return self.url
@@ -206,12 +257,23 @@ class EmbeddedNats:
         return which
 
     def command(self) -> list[str]:
-        cmd = [self.binary(), "-a", "127.0.0.1", "-p", str(self.port), "-n", self.name,
-               "-js", "-sd", str(self.data_dir), "-m", str(self.monitor_port)]  # fmt: skip
+        cmd = [
+            self.binary(),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-n",
+            self.name,
+            "-js",
+            "-sd",
+            str(self.data_dir),
+            "-m",
+            str(self.monitor_port),
+        ]
         if self.cluster_port:
             routes = ",".join(f"nats-route://127.0.0.1:{p}" for p in self.routes)
-            cmd += ["--cluster_name", "shop", "--cluster", f"nats://127.0.0.1:{self.cluster_port}",
-                    "--routes", routes]  # fmt: skip
+            cmd += ["--cluster_name", "shop", "--cluster", f"nats://127.0.0.1:{self.cluster_port}", "--routes", routes]
         return cmd
 
     def start(self, timeout: float = 30, wait: bool = True) -> str:
@@ -222,9 +284,13 @@ class EmbeddedNats:
         log = self.data_dir.parent / f"{self.data_dir.name}.log"
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
-                self.command(), stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True,
+                self.command(),
+                stdout=out,
+                stderr=out,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
                 preexec_fn=parent_death_signal(signal.SIGTERM),
-            )  # fmt: skip
+            )
         if wait:
             self.wait_ready(timeout, log)
         return self.url

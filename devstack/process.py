@@ -88,8 +88,13 @@ class Process:
 
     def start(self) -> Process:
         """Start the process; a log file is appended to, never truncated."""
-        options = {"env": self.env, "cwd": BASE_DIR, "stdin": subprocess.DEVNULL, "start_new_session": True,
-                   "preexec_fn": parent_death_signal(self.death_signal)}  # fmt: skip
+        options = {
+            "env": self.env,
+            "cwd": BASE_DIR,
+            "stdin": subprocess.DEVNULL,
+            "start_new_session": True,
+            "preexec_fn": parent_death_signal(self.death_signal),
+        }
         if self.log_path is not None:
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, **options)

@@ -183,12 +183,20 @@ class Devstack:
             env["NATS_URL"] = self._start_nats()
             if self.nats_cluster > 1:
                 env["EVENT_STREAM_REPLICAS"] = str(self.nats_cluster)
-        state.write(self.state_file,
-                    {"pid": os.getpid(), "database_url": env["DATABASE_URL"], "nats_url": env["NATS_URL"],
-                     "web_url": f"http://127.0.0.1:{self.port}/", "live_url": f"http://127.0.0.1:{self.live_port}/",
-                     "live_processes": self.live,
-                     "nats_monitor_urls": [f"http://127.0.0.1:{s.monitor_port}" for s in self.servers
-                                           if isinstance(s, EmbeddedNats)]})  # fmt: skip
+        state.write(
+            self.state_file,
+            {
+                "pid": os.getpid(),
+                "database_url": env["DATABASE_URL"],
+                "nats_url": env["NATS_URL"],
+                "web_url": f"http://127.0.0.1:{self.port}/",
+                "live_url": f"http://127.0.0.1:{self.live_port}/",
+                "live_processes": self.live,
+                "nats_monitor_urls": [
+                    f"http://127.0.0.1:{s.monitor_port}" for s in self.servers if isinstance(s, EmbeddedNats)
+                ],
+            },
+        )
         return env
 
     def _start_nats(self) -> str:
@@ -212,8 +220,13 @@ class Devstack:
         return url
 
     def _manage(self, env: dict[str, str], *args: str) -> None:
-        subprocess.run([sys.executable, MANAGE, *args], env=env, cwd=BASE_DIR, check=True,
-                       preexec_fn=parent_death_signal(signal.SIGTERM))  # fmt: skip
+        subprocess.run(
+            [sys.executable, MANAGE, *args],
+            env=env,
+            cwd=BASE_DIR,
+            check=True,
+            preexec_fn=parent_death_signal(signal.SIGTERM),
+        )
 
     def _prepare(self, env: dict[str, str]) -> None:
         self._manage(env, "migrate", "--noinput", "-v", "0")
@@ -240,8 +253,9 @@ class Devstack:
             str(settings.STATIC_ROOT),
         )
         # Pages served by the WSGI workers open their websockets on the ASGI processes' port.
-        self.children.append(Child("web", web_command(self.port, self.web, *static),
-                                   {**env, "LIVE_WS_PORT": str(self.live_port)}))  # fmt: skip
+        self.children.append(
+            Child("web", web_command(self.port, self.web, *static), {**env, "LIVE_WS_PORT": str(self.live_port)})
+        )
         if self.live:
             self.children.append(Child("live", live_command(self.live_port, self.live, *static), env))
         self.children.append(Child("relay", [python, MANAGE, "run_relay"], env))

@@ -130,8 +130,12 @@ def process_batch(consumer: Consumer, deliveries: list[Delivery], max_deliver: i
         try:
             return _apply_all_or_nothing(consumer, deliveries)
         except Exception as exc:
-            log.info("%s: batch of %d failed as a whole (%r); applying it message by message",
-                     consumer.name, len(deliveries), exc)  # fmt: skip
+            log.info(
+                "%s: batch of %d failed as a whole (%r); applying it message by message",
+                consumer.name,
+                len(deliveries),
+                exc,
+            )
         return _apply_message_by_message(consumer, deliveries, max_deliver)
     except DatabaseError as exc:
         # Nothing of the batch committed (a deadlock, a lost connection...). Retry

@@ -124,10 +124,14 @@ def handling(consumer: str, envelope, delivery) -> Iterator[None]:
     with (
         tracing.continued(delivery.headers.get("traceparent"), f"{consumer} {envelope.type}") as traceparent,
         logcontext.bound(
-            correlation_id=envelope.correlation_id, event_id=envelope.event_id, causation_id=envelope.causation_id,
-            consumer=consumer, delivery=delivery.num_delivered, trace_id=tracing.trace_id(traceparent),
+            correlation_id=envelope.correlation_id,
+            event_id=envelope.event_id,
+            causation_id=envelope.causation_id,
+            consumer=consumer,
+            delivery=delivery.num_delivered,
+            trace_id=tracing.trace_id(traceparent),
         ),
-    ):  # fmt: skip
+    ):
         started = time.perf_counter()
         try:
             yield
@@ -168,10 +172,12 @@ def handling_run(consumer: str, items: list) -> Iterator[None]:
             metrics.HANDLER_DURATION.labels(consumer, envelope.type).observe(each)
             if flow.isEnabledFor(20):
                 with logcontext.bound(
-                    correlation_id=envelope.correlation_id, event_id=envelope.event_id,
-                    causation_id=envelope.causation_id, delivery=delivery.num_delivered,
+                    correlation_id=envelope.correlation_id,
+                    event_id=envelope.event_id,
+                    causation_id=envelope.causation_id,
+                    delivery=delivery.num_delivered,
                     trace_id=tracing.trace_id(spans[envelope.event_id]),
-                ):  # fmt: skip
+                ):
                     flow.info("handled %s in a run of %d (%.1f ms each)", envelope.type, len(items), each * 1000)
 
     def on_commit() -> None:
@@ -196,8 +202,11 @@ def failing(consumer: str, delivery, envelope=None) -> Iterator[None]:
             pass
     ids = {}
     if envelope is not None:
-        ids = {"correlation_id": envelope.correlation_id, "event_id": envelope.event_id,
-               "causation_id": envelope.causation_id}  # fmt: skip
+        ids = {
+            "correlation_id": envelope.correlation_id,
+            "event_id": envelope.event_id,
+            "causation_id": envelope.causation_id,
+        }
     trace = tracing.parse(delivery.headers.get("traceparent"))
     with logcontext.bound(
         **ids, consumer=consumer, delivery=delivery.num_delivered, trace_id=trace[0] if trace else None

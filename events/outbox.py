@@ -17,8 +17,18 @@ from .bulk import bulk_insert
 from .models import StoredEvent
 
 # The outbox's columns as record_many writes them (seq, the order of the log, follows the list).
-COLUMNS = ("event_id", "type", "version", "subject", "aggregate_id", "correlation_id", "causation_id", "occurred_at",
-           "payload", "traceparent")  # fmt: skip
+COLUMNS = (
+    "event_id",
+    "type",
+    "version",
+    "subject",
+    "aggregate_id",
+    "correlation_id",
+    "causation_id",
+    "occurred_at",
+    "payload",
+    "traceparent",
+)
 
 
 class OutsideTransaction(RuntimeError):
@@ -53,10 +63,20 @@ def record_many(
         for event, cause in zip(events, causes, strict=True)
     ]
     rows = [
-        (e.event_id, e.type, e.version, event.subject(), e.aggregate_id, e.correlation_id, e.causation_id,
-         e.occurred_at, encode(e, event.to_data()), tracing.for_cause(cause))
+        (
+            e.event_id,
+            e.type,
+            e.version,
+            event.subject(),
+            e.aggregate_id,
+            e.correlation_id,
+            e.causation_id,
+            e.occurred_at,
+            encode(e, event.to_data()),
+            tracing.for_cause(cause),
+        )
         for e, event, cause in zip(envelopes, events, causes, strict=True)
-    ]  # fmt: skip
+    ]
     bulk_insert(StoredEvent, COLUMNS, rows)
     if settings.RELAY_WAKEUP == "notify" and rows:
         # Delivered to the relay at commit (never for a rolled-back transaction);

@@ -73,9 +73,12 @@ def _locked_reservations(order_ids: list[str]) -> list[Reservation]:
         cursor.execute(RESERVATIONS, [list(order_ids)])
         rows = cursor.fetchall()
     # Django's psycopg set-up hands jsonb over as text (JSONField decodes it itself, which from_db does not).
-    return [Reservation.from_db("default", RESERVATION_FIELDS,
-                                (order_id, status, json.loads(lines) if isinstance(lines, str) else lines))
-            for order_id, status, lines in rows]  # fmt: skip
+    return [
+        Reservation.from_db(
+            "default", RESERVATION_FIELDS, (order_id, status, json.loads(lines) if isinstance(lines, str) else lines)
+        )
+        for order_id, status, lines in rows
+    ]
 
 
 def _level(item: StockItem) -> StockLevelChanged:

@@ -44,14 +44,23 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     """Return the runner's own options and the rest, which go to Locust."""
     parser = argparse.ArgumentParser(prog="python -m loadtests", description=__doc__.split("\n\n")[0])
     ratio = float(os.environ.get("LOCUST_MAX_ERROR_RATIO", "0.01"))
-    parser.add_argument("--max-error-ratio", type=float, default=ratio,
-                        help="fail above this share of failed requests (0.01; LOCUST_MAX_ERROR_RATIO)")  # fmt: skip
-    parser.add_argument("--settle", type=float, default=60.0,
-                        help="seconds the last orders get to end before the invariant check (60)")  # fmt: skip
+    parser.add_argument(
+        "--max-error-ratio",
+        type=float,
+        default=ratio,
+        help="fail above this share of failed requests (0.01; LOCUST_MAX_ERROR_RATIO)",
+    )
+    parser.add_argument(
+        "--settle", type=float, default=60.0, help="seconds the last orders get to end before the invariant check (60)"
+    )
     stock = int(os.environ.get("LOCUST_FLASH_STOCK", "20"))
-    parser.add_argument("--flash-stock", type=int, default=stock,
-                        help="units of the flash SKU available when the run starts (20; LOCUST_FLASH_STOCK; "
-                             "0 leaves its stock as it is)")  # fmt: skip
+    parser.add_argument(
+        "--flash-stock",
+        type=int,
+        default=stock,
+        help="units of the flash SKU available when the run starts (20; LOCUST_FLASH_STOCK; "
+        "0 leaves its stock as it is)",
+    )
     parser.add_argument("--reports", type=Path, default=REPORTS, help="folder of the reports (loadtests/reports)")
     return parser.parse_known_args(argv)
 
@@ -66,8 +75,10 @@ def target(env: dict[str, str]) -> tuple[str | None, str]:
         return None, env["LOCUST_HOST"]
     url = devstack_state.running(env.get("DEVSTACK_STATE")).get("web_url", "")
     if not url:
-        raise SystemExit("error: no devstack runs in this checkout: start `make demo` in another terminal, "
-                         "or set LOCUST_HOST=http://host:port")  # fmt: skip
+        raise SystemExit(
+            "error: no devstack runs in this checkout: start `make demo` in another terminal, "
+            "or set LOCUST_HOST=http://host:port"
+        )
     return url.rstrip("/"), url.rstrip("/")
 
 
@@ -84,8 +95,13 @@ def staff_token(env: dict[str, str]) -> str:
     """Return a staff API token (``LOCUST_STAFF_TOKEN`` or a new one for 'admin'), or '' with a warning."""
     if env.get("LOCUST_STAFF_TOKEN"):
         return env["LOCUST_STAFF_TOKEN"]
-    done = subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), "issue_token", "admin"],
-                          env=env, cwd=BASE_DIR, capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(BASE_DIR / "manage.py"), "issue_token", "admin"],
+        env=env,
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+    )
     lines = done.stdout.strip().splitlines()
     if done.returncode or not lines:
         say(f"no staff token ({(done.stderr.strip().splitlines() or ['?'])[-1]}); the restocker will not run")
@@ -98,13 +114,22 @@ def prepare_flash_sale(env: dict[str, str], units: int) -> str | None:
     sku = env.get("LOCUST_FLASH_SKU", "")
     if units <= 0:
         return sku
-    command = [sys.executable, str(BASE_DIR / "manage.py"), "prepare_flash_sale", sku or FLASH_SKU,
-               "--units", str(units), *([] if sku else ["--create"])]  # fmt: skip
+    command = [
+        sys.executable,
+        str(BASE_DIR / "manage.py"),
+        "prepare_flash_sale",
+        sku or FLASH_SKU,
+        "--units",
+        str(units),
+        *([] if sku else ["--create"]),
+    ]
     done = subprocess.run(command, env=env, cwd=BASE_DIR, capture_output=True, text=True)
     lines = (done.stdout + done.stderr).strip().splitlines() or ["?"]
     if done.returncode:
-        say(f"error: could not prepare the flash sale ({lines[-1]}); it needs the shop's database, as "
-            "verify_invariants does, or --flash-stock 0 to leave the stock as it is")  # fmt: skip
+        say(
+            f"error: could not prepare the flash sale ({lines[-1]}); it needs the shop's database, as "
+            "verify_invariants does, or --flash-stock 0 to leave the stock as it is"
+        )
         return None
     say(f"flash sale: {lines[-1]}")
     return sku or FLASH_SKU
@@ -112,9 +137,19 @@ def prepare_flash_sale(env: dict[str, str], units: int) -> str | None:
 
 def run_locust(host_arg: str | None, folder: Path, extra: list[str], env: dict[str, str]) -> int:
     """Run Locust headless, its reports into ``folder``; return its exit code."""
-    command = [LOCUST, "-f", str(BASE_DIR / "loadtests" / "locustfile.py"),
-               "--config", str(BASE_DIR / "loadtests" / "locust.conf"), "--headless",
-               "--csv", str(folder / "stats"), "--html", str(folder / "report.html"), "--only-summary"]  # fmt: skip
+    command = [
+        LOCUST,
+        "-f",
+        str(BASE_DIR / "loadtests" / "locustfile.py"),
+        "--config",
+        str(BASE_DIR / "loadtests" / "locust.conf"),
+        "--headless",
+        "--csv",
+        str(folder / "stats"),
+        "--html",
+        str(folder / "report.html"),
+        "--only-summary",
+    ]
     if host_arg:
         command += ["--host", host_arg]
     proc = subprocess.Popen([*command, *extra], env=env, cwd=BASE_DIR)
@@ -147,8 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         say(f"error: Locust wrote no statistics (exit code {code}); see its output above")
         return code if code > 0 else 1  # a negative code (killed by a signal) is no exit status
     totals = read_totals(stats)
-    say(f"{totals.requests} requests, {totals.failures} failed ({totals.error_ratio:.2%}); "
-        f"waiting up to {args.settle:.0f}s for every order to end, then verify_invariants")  # fmt: skip
+    say(
+        f"{totals.requests} requests, {totals.failures} failed ({totals.error_ratio:.2%}); "
+        f"waiting up to {args.settle:.0f}s for every order to end, then verify_invariants"
+    )
     ok, output = verify_invariants(env, args.settle)
     (folder / "invariants.txt").write_text(output + "\n")
     print(output)

@@ -290,8 +290,11 @@ def verify_invariants(env: dict[str, str], settle_seconds: float) -> tuple[bool,
     while True:
         done = subprocess.run(
             [sys.executable, str(BASE_DIR / "manage.py"), "verify_invariants"],
-            env=strict, cwd=BASE_DIR, capture_output=True, text=True,
-        )  # fmt: skip
+            env=strict,
+            cwd=BASE_DIR,
+            capture_output=True,
+            text=True,
+        )
         if done.returncode == 0 or time.monotonic() > deadline:
             return done.returncode == 0, (done.stdout + done.stderr).strip()
         time.sleep(1)
@@ -306,8 +309,9 @@ def verdict_problems(totals: Totals, max_error_ratio: float, invariants_ok: bool
     """
     problems = []
     if locust_code not in (0, 1):
-        problems.append(f"Locust crashed (exit code {locust_code}): its output above says why; the figures "
-                        "may be partial")  # fmt: skip
+        problems.append(
+            f"Locust crashed (exit code {locust_code}): its output above says why; the figures may be partial"
+        )
     if not totals.requests:
         problems.append("no request was made: is the host right?")
     elif totals.error_ratio > max_error_ratio:

@@ -153,23 +153,32 @@ def report(seen: dict[tuple[str, int], dict], expected_frames: int) -> str:
     published = [1000 * (t - e["published"]) for e in seen.values() if "published" in e for t in e["frames"]]
     recorded = [1000 * (t - e["occurred"]) for e in seen.values() if "occurred" in e for t in e["frames"]]
     frames = sum(len(e["frames"]) for e in seen.values())
-    lines = [f"frames received: {frames} of {expected_frames}", "", "| path | p50 ms | p99 ms | max ms | mean ms |",
-             "|---|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        f"frames received: {frames} of {expected_frames}",
+        "",
+        "| path | p50 ms | p99 ms | max ms | mean ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name, values in [
         ("relay publish → websocket frame", published),
         ("event recorded → websocket frame", recorded),
     ]:
         if values:
-            lines.append(f"| {name} | {percentile(values, 0.5):.1f} | {percentile(values, 0.99):.1f} | "
-                         f"{max(values):.1f} | {statistics.fmean(values):.1f} |")  # fmt: skip
+            lines.append(
+                f"| {name} | {percentile(values, 0.5):.1f} | {percentile(values, 0.99):.1f} | "
+                f"{max(values):.1f} | {statistics.fmean(values):.1f} |"
+            )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not os.environ.get("DATABASE_URL") or not os.environ.get("NATS_URL"):
-        print("error: run it as `python -m devstack.embedded -- .venv/bin/python -m loadtests.live_latency`, "
-              "or set DATABASE_URL and NATS_URL", file=sys.stderr)  # fmt: skip
+        print(
+            "error: run it as `python -m devstack.embedded -- .venv/bin/python -m loadtests.live_latency`, "
+            "or set DATABASE_URL and NATS_URL",
+            file=sys.stderr,
+        )
         return 2
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
@@ -189,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         for i, port in enumerate(ports):
             procs.start(f"live-{i + 1}", live_command(port, 1))
         deadline = time.monotonic() + 60
-        while not all(http_ok(f"http://127.0.0.1:{p}/healthz") and _subscribed(log_dir / f"live-{i + 1}.log")
-                      for i, p in enumerate(ports)):  # fmt: skip
+        while not all(
+            http_ok(f"http://127.0.0.1:{p}/healthz") and _subscribed(log_dir / f"live-{i + 1}.log")
+            for i, p in enumerate(ports)
+        ):
             if time.monotonic() > deadline:
                 print(f"error: the web processes did not start; see {log_dir}", file=sys.stderr)
                 return 1
@@ -199,8 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         seen = asyncio.run(measure(args, ports, skus))
     finally:
         procs.stop()
-    print(f"live latency, {started}: {args.processes} ASGI processes × {args.sockets} sockets, "
-          f"{args.changes} changes at {args.rate:g}/s on {args.skus} SKUs (logs: {log_dir})")  # fmt: skip
+    print(
+        f"live latency, {started}: {args.processes} ASGI processes × {args.sockets} sockets, "
+        f"{args.changes} changes at {args.rate:g}/s on {args.skus} SKUs (logs: {log_dir})"
+    )
     print(report(seen, args.changes * args.processes * args.sockets))
     return 0
 

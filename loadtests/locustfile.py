@@ -32,11 +32,30 @@ __all__ = ["Browser", "Buyer", "FlashSaleBuyer", "Restocker", "TrafficShape"]
 
 @events.init_command_line_parser.add_listener
 def _options(parser) -> None:
-    parser.add_argument("--shape", choices=SHAPES, default="steady", env_var="LOCUST_SHAPE",
-                        help="load shape: steady, ramp or flash-sale (loadtests/shapes.py)")  # fmt: skip
-    parser.add_argument("--flash-sku", default="", env_var="LOCUST_FLASH_SKU",
-                        help="the flash sale SKU (default: LTD-001 if the catalog has it, else its first)")  # fmt: skip
-    parser.add_argument("--staff-token", default="", env_var="LOCUST_STAFF_TOKEN", is_secret=True,
-                        help="staff API token for the restocker (manage.py issue_token admin)")  # fmt: skip
-    parser.add_argument("--e2e-timeout", type=float, default=30, env_var="LOCUST_E2E_TIMEOUT",
-                        help="seconds a buyer waits for an order's decision before failing it")  # fmt: skip
+    parser.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default="steady",
+        env_var="LOCUST_SHAPE",
+        help="load shape: steady, ramp or flash-sale (loadtests/shapes.py)",
+    )
+    parser.add_argument(
+        "--flash-sku",
+        default="",
+        env_var="LOCUST_FLASH_SKU",
+        help="the flash sale SKU (default: LTD-001 if the catalog has it, else its first)",
+    )
+    parser.add_argument(
+        "--staff-token",
+        default="",
+        env_var="LOCUST_STAFF_TOKEN",
+        is_secret=True,
+        help="staff API token for the restocker (manage.py issue_token admin)",
+    )
+    parser.add_argument(
+        "--e2e-timeout",
+        type=float,
+        default=30,
+        env_var="LOCUST_E2E_TIMEOUT",
+        help="seconds a buyer waits for an order's decision before failing it",
+    )

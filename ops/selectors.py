@@ -56,8 +56,14 @@ def recent_order_hops(limit: int) -> list[dict]:
         if None in stamps:
             continue
         seconds = [max(0.0, (b - a).total_seconds()) for a, b in zip(stamps, stamps[1:], strict=False)]
-        result.append({"order": order_id, "outcome": "confirmed" if decision == OrderConfirmed.TYPE else "rejected",
-                       "hops": dict(zip(HOPS, seconds, strict=True)), "total": sum(seconds)})  # fmt: skip
+        result.append(
+            {
+                "order": order_id,
+                "outcome": "confirmed" if decision == OrderConfirmed.TYPE else "rejected",
+                "hops": dict(zip(HOPS, seconds, strict=True)),
+                "total": sum(seconds),
+            }
+        )
     return result
 
 
@@ -65,11 +71,17 @@ def dead_letters(limit: int = 20) -> list[dict]:
     """Return the newest dead letters, waiting ones first."""
     rows = DeadLetter.objects.order_by("replayed_at", "-created_at")[:limit]
     return [
-        {"id": str(d.public_id), "consumer": d.consumer, "subject": d.subject, "error": d.error[:300],
-         "deliveries": d.deliveries, "created_at": d.created_at.isoformat(),
-         "replayed_at": d.replayed_at.isoformat() if d.replayed_at else None}
+        {
+            "id": str(d.public_id),
+            "consumer": d.consumer,
+            "subject": d.subject,
+            "error": d.error[:300],
+            "deliveries": d.deliveries,
+            "created_at": d.created_at.isoformat(),
+            "replayed_at": d.replayed_at.isoformat() if d.replayed_at else None,
+        }
         for d in rows
-    ]  # fmt: skip
+    ]
 
 
 def _samples() -> dict[str, list]:
@@ -98,10 +110,12 @@ def figures() -> dict:
     """Return the live figures of the ops page: counters (the page turns them into rates), gauges, buckets."""
     s = _samples()
     pending = {
-        x.labels["durable"]: {"pending": x.value, "ack_pending": _total(s, "events_jetstream_ack_pending_messages",
-                                                                      durable=x.labels["durable"])}
+        x.labels["durable"]: {
+            "pending": x.value,
+            "ack_pending": _total(s, "events_jetstream_ack_pending_messages", durable=x.labels["durable"]),
+        }
         for x in s.get("events_jetstream_pending_messages", [])
-    }  # fmt: skip
+    }
     return {
         "at": time.time(),
         "counters": {

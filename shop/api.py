@@ -96,9 +96,11 @@ def parse_order(body: dict) -> tuple[str, list[LineRequest]]:
     unknown = sorted(set(body) - ORDER_FIELDS)
     if unknown:
         raise ApiError(
-            422, "unknown_field", f"unknown field {unknown[0]!r} (prices come from the catalog)",
+            422,
+            "unknown_field",
+            f"unknown field {unknown[0]!r} (prices come from the catalog)",
             {name: "unknown field" for name in unknown},
-        )  # fmt: skip
+        )
     email = body.get("email")
     if not isinstance(email, str) or len(email) > 254:
         raise ApiError(422, "invalid", "email is required", {"email": "required, a string"})
@@ -121,9 +123,11 @@ def _parse_line(i: int, line: object) -> LineRequest:
     unknown = sorted(set(line) - LINE_FIELDS)
     if unknown:
         raise ApiError(
-            422, "unknown_field", f"unknown field {where}.{unknown[0]} (prices come from the catalog)",
+            422,
+            "unknown_field",
+            f"unknown field {where}.{unknown[0]} (prices come from the catalog)",
             {f"{where}.{name}": "unknown field" for name in unknown},
-        )  # fmt: skip
+        )
     sku = line.get("sku")
     if not is_sku(sku):
         raise ApiError(422, "invalid", f"{where}.sku is not a valid SKU", {f"{where}.sku": "not a valid SKU"})
@@ -137,9 +141,11 @@ def _idempotency_key(request: HttpRequest) -> str | None:
         return None
     if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
         raise ApiError(
-            400, "invalid", f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters",
+            400,
+            "invalid",
+            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters",
             {"Idempotency-Key": f"1-{MAX_KEY_LENGTH} printable characters"},
-        )  # fmt: skip
+        )
     return key
 
 
@@ -149,9 +155,11 @@ def _place(*, email: str, lines: list[LineRequest], key: str | None) -> Order:
         return order_place(email=email, lines=lines, idempotency_key=key)
     except UnknownProducts as exc:
         raise ApiError(
-            422, "unknown_product", f"not in the catalog: {', '.join(exc.skus)}",
+            422,
+            "unknown_product",
+            f"not in the catalog: {', '.join(exc.skus)}",
             {f"lines[{i}].sku": "not in the catalog" for i, line in enumerate(lines) if line.sku in exc.skus},
-        ) from None  # fmt: skip
+        ) from None
     except IdempotencyConflict:
         raise ApiError(409, "idempotency_conflict", "this Idempotency-Key was used with another request") from None
 

@@ -91,10 +91,15 @@ def _order_create(*, email: str, lines: list[LineRequest], key: str | None, fing
     total = sum((products[line.sku].price * line.quantity for line in lines), Decimal("0"))
     order = Order.objects.create(email=email, total=total, currency=products[lines[0].sku].currency)
     order_lines = OrderLine.objects.bulk_create(
-        OrderLine(order=order, sku=line.sku, name=products[line.sku].name,
-                  unit_price=products[line.sku].price, quantity=line.quantity)
+        OrderLine(
+            order=order,
+            sku=line.sku,
+            name=products[line.sku].name,
+            unit_price=products[line.sku].price,
+            quantity=line.quantity,
+        )
         for line in lines
-    )  # fmt: skip
+    )
     if key:
         IdempotencyKey.objects.create(key=key, request_hash=fingerprint, order=order)
     envelope = outbox.record(OrderPlaced(order_id=str(order.id), lines=[Line(ln.sku, ln.quantity) for ln in lines]))

@@ -35,9 +35,13 @@ def catalog(request):
     context = {
         "cards": [(p, levels[p.sku].frame()) for p in items],
         "categories": list(Category.objects.all()),
-        "q": q, "category": category, "page": page, "pages": pages,
-        "previous": page - 1 if page > 1 else None, "next": page + 1 if page < pages else None,
-    }  # fmt: skip
+        "q": q,
+        "category": category,
+        "page": page,
+        "pages": pages,
+        "previous": page - 1 if page > 1 else None,
+        "next": page + 1 if page < pages else None,
+    }
     return render(request, "shop/catalog.html", context)
 
 

@@ -56,8 +56,9 @@ def test_a_produced_event_decodes_into_the_readers_class_with_the_fields_it_need
 def test_a_field_added_by_the_producer_is_ignored_by_the_reader():
     sample = SAMPLES["StockReserved"]
     data = {**sample.to_data(), "warehouse": "north"}
-    _, event = decode(encode(new_envelope(sample, correlation_id="o", causation_id=None), data),
-                      index([shop_inbound.StockReserved]))  # fmt: skip
+    _, event = decode(
+        encode(new_envelope(sample, correlation_id="o", causation_id=None), data), index([shop_inbound.StockReserved])
+    )
     assert event.order_id == "o"
 
 

@@ -20,9 +20,29 @@ BASE = Path(__file__).resolve().parent.parent
 DEPLOY = BASE / "deploy"
 # PromQL words that are not metric names.
 PROMQL = {
-    "sum", "max", "min", "avg", "rate", "increase", "irate", "histogram_quantile", "by", "without", "time",
-    "count", "le", "on", "ignoring", "and", "or", "unless", "offset", "clamp_min", "clamp_max", "abs",
-}  # fmt: skip
+    "sum",
+    "max",
+    "min",
+    "avg",
+    "rate",
+    "increase",
+    "irate",
+    "histogram_quantile",
+    "by",
+    "without",
+    "time",
+    "count",
+    "le",
+    "on",
+    "ignoring",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "clamp_min",
+    "clamp_max",
+    "abs",
+}
 
 
 def load_yaml(path: Path) -> dict:
@@ -72,20 +92,28 @@ def test_every_dashboard_query_names_a_metric_the_code_exports():
 def test_the_issue_figures_are_on_the_dashboard():
     read = set().union(*(metric_names(e) for e in dashboard_queries()))
     wanted = {
-        "events_recorded_total", "shop_order_latency_seconds_bucket", "events_jetstream_pending_messages",
-        "events_outbox_depth", "events_outbox_oldest_age_seconds", "events_dead_letters_total",
-        "stock_cache_hits_total", "events_relay_lag_seconds_bucket", "events_queue_wait_seconds_bucket",
-        "shop_order_push_lag_seconds_bucket", "websocket_connections",
-    }  # fmt: skip
+        "events_recorded_total",
+        "shop_order_latency_seconds_bucket",
+        "events_jetstream_pending_messages",
+        "events_outbox_depth",
+        "events_outbox_oldest_age_seconds",
+        "events_dead_letters_total",
+        "stock_cache_hits_total",
+        "events_relay_lag_seconds_bucket",
+        "events_queue_wait_seconds_bucket",
+        "shop_order_push_lag_seconds_bucket",
+        "websocket_connections",
+    }
     assert wanted <= read, wanted - read
 
 
 def app_services(compose: dict) -> set[str]:
     """Return the long-running services that run the app's code (not the one-off migration, not Locust)."""
     return {
-        name for name, service in compose.items()
+        name
+        for name, service in compose.items()
         if service.get("build") == "." and name != "migrate" and not service.get("profiles")
-    }  # fmt: skip
+    }
 
 
 def test_prometheus_scrapes_every_process_where_it_serves_metrics():
@@ -115,18 +143,22 @@ def test_prometheus_scrapes_every_process_where_it_serves_metrics():
 
 
 # The hops of one message, one after the other: each starts where the one before ends.
-DISJOINT_HOPS = {"events_relay_lag_seconds_bucket", "events_queue_wait_seconds_bucket",
-                 "events_batch_duration_seconds_bucket"}  # fmt: skip
+DISJOINT_HOPS = {
+    "events_relay_lag_seconds_bucket",
+    "events_queue_wait_seconds_bucket",
+    "events_batch_duration_seconds_bucket",
+}
 
 
 def stacked_queries(panel: dict) -> list[str]:
     """Return the queries a panel draws stacked (its default, unless an override of that query says otherwise)."""
     defaults = panel["fieldConfig"]["defaults"].get("custom", {}).get("stacking", {}).get("mode", "none")
     unstacked = {
-        override["matcher"]["options"] for override in panel["fieldConfig"].get("overrides", [])
+        override["matcher"]["options"]
+        for override in panel["fieldConfig"].get("overrides", [])
         if override["matcher"]["id"] == "byFrameRefID"
         and any(p["id"] == "custom.stacking" and p["value"]["mode"] == "none" for p in override["properties"])
-    }  # fmt: skip
+    }
     if defaults == "none":
         return []
     return [target["expr"] for target in panel["targets"] if target["refId"] not in unstacked]

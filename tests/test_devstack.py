@@ -60,9 +60,12 @@ def devstack(tmp_path):
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, MANAGE, "devstack", "--port", str(port), "--data", str(tmp_path / "stack")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         preexec_fn=parent_death_signal(signal.SIGTERM),
-    )  # fmt: skip
+    )
     out = Output(proc.stdout)
     try:
         wait_for(lambda: out.has("ready") or proc.poll() is not None, 120, "the ready line")

@@ -163,10 +163,15 @@ def test_a_malformed_message_is_dead_lettered_while_later_orders_complete(pipeli
     pipeline.start()
     run_async(publish_raw(pipeline.nats_url, "shop.order.placed", b"{not json", msg_id="poison-1"))
     well_formed_but_failing = {
-        "event_id": str(uuid.uuid4()), "type": "OrderPlaced", "version": 1,
-        "occurred_at": "2026-01-01T00:00:00+00:00", "aggregate_id": "x", "correlation_id": "x",
-        "causation_id": None, "data": {"order_id": str(uuid.uuid4()), "lines": [{"sku": "A", "quantity": "many"}]},
-    }  # fmt: skip
+        "event_id": str(uuid.uuid4()),
+        "type": "OrderPlaced",
+        "version": 1,
+        "occurred_at": "2026-01-01T00:00:00+00:00",
+        "aggregate_id": "x",
+        "correlation_id": "x",
+        "causation_id": None,
+        "data": {"order_id": str(uuid.uuid4()), "lines": [{"sku": "A", "quantity": "many"}]},
+    }
     run_async(publish_raw(pipeline.nats_url, "shop.order.placed", json.dumps(well_formed_but_failing).encode()))
     place_many(5)
 
@@ -201,10 +206,11 @@ def test_orders_are_accepted_while_nats_is_down_and_complete_when_it_is_back(
         assert httpx.get(f"{base}/readyz").status_code == 503
 
         responses = [
-            httpx.post(f"{base}/api/orders", json={"email": f"d{i}@example.org",
-                                                   "lines": [{"sku": "A", "quantity": 1}]})
+            httpx.post(
+                f"{base}/api/orders", json={"email": f"d{i}@example.org", "lines": [{"sku": "A", "quantity": 1}]}
+            )
             for i in range(10)
-        ]  # fmt: skip
+        ]
         assert [r.status_code for r in responses] == [202] * 10
         assert StoredEvent.objects.filter(type="OrderPlaced", published_at__isnull=True).count() == 10
 

@@ -56,10 +56,16 @@ def test_bad_frames_get_an_error_frame_and_the_socket_stays_usable(pipeline, mak
     pipeline.start()
     base = pipeline.live()
     bad = [
-        "not json", "[1, 2]", '{"subscribe": []}', '{"subscribe": "LIVE-2"}', '{"subscribe": ["bad sku"]}',
-        '{"subscribe": [42]}', json.dumps({"subscribe": [f"S-{i}" for i in range(settings.LIVE_MAX_SKUS + 1)]}),
-        "[" * 100_000, b"\x00binary",
-    ]  # fmt: skip
+        "not json",
+        "[1, 2]",
+        '{"subscribe": []}',
+        '{"subscribe": "LIVE-2"}',
+        '{"subscribe": ["bad sku"]}',
+        '{"subscribe": [42]}',
+        json.dumps({"subscribe": [f"S-{i}" for i in range(settings.LIVE_MAX_SKUS + 1)]}),
+        "[" * 100_000,
+        b"\x00binary",
+    ]
     with ws(base, "/ws/stock/", max_size=2**20) as sock:
         for text in bad:
             sock.send(text)
@@ -99,11 +105,23 @@ def test_staff_socket_sends_every_rows_level_on_connect_then_each_change(pipelin
     with ws(base, "/ws/staff/stock/", additional_headers=staff) as sock:
         first = staff_frames(sock, 2)
     assert first == {
-        "LIVE-S1": {"sku": "LIVE-S1", "available": 6, "stock_status": "in_stock", "version": 1, "on_hand": 6,
-                    "reserved": 0},
-        "LIVE-S2": {"sku": "LIVE-S2", "available": 2, "stock_status": "low_stock", "version": 1, "on_hand": 2,
-                    "reserved": 0},
-    }  # fmt: skip
+        "LIVE-S1": {
+            "sku": "LIVE-S1",
+            "available": 6,
+            "stock_status": "in_stock",
+            "version": 1,
+            "on_hand": 6,
+            "reserved": 0,
+        },
+        "LIVE-S2": {
+            "sku": "LIVE-S2",
+            "available": 2,
+            "stock_status": "low_stock",
+            "version": 1,
+            "on_hand": 2,
+            "reserved": 0,
+        },
+    }
 
     stock_receive(sku="LIVE-S1", quantity=4)  # while no socket is open: a page that reconnects must see it
     pipeline.relay()
@@ -115,8 +133,14 @@ def test_staff_socket_sends_every_rows_level_on_connect_then_each_change(pipelin
         deadline = time.monotonic() + 30
         while (change := frame(sock, timeout=30))["sku"] != "LIVE-S2" or change["version"] < 2:
             assert time.monotonic() < deadline, "no frame of the new level"
-        assert change == {"sku": "LIVE-S2", "available": 3, "stock_status": "low_stock", "version": 2, "on_hand": 3,
-                          "reserved": 0}  # fmt: skip
+        assert change == {
+            "sku": "LIVE-S2",
+            "available": 3,
+            "stock_status": "low_stock",
+            "version": 2,
+            "on_hand": 3,
+            "reserved": 0,
+        }
 
 
 def test_staff_socket_refuses_a_logged_in_customer(pipeline):
@@ -144,8 +168,10 @@ def test_order_socket_follows_an_order_and_ends_with_the_timeline_the_database_h
             seen.append(snapshot)
     stored = Order.objects.get(id=order.id)
     assert stored.status == "confirmed"
-    expected = [{"type": t.type, "at": t.at.isoformat(), "event_id": str(t.event_id), "detail": t.detail}
-                for t in stored.timeline.all()]  # fmt: skip
+    expected = [
+        {"type": t.type, "at": t.at.isoformat(), "event_id": str(t.event_id), "detail": t.detail}
+        for t in stored.timeline.all()
+    ]
     assert snapshot["timeline"] == expected
     assert [e["type"] for e in expected] == ["OrderPlaced", "StockReserved", "OrderConfirmed"]
     assert {"StockReserved", "OrderConfirmed"} <= {m["entry"]["type"] for m in seen if m["type"] == "event"}
@@ -191,8 +217,9 @@ def test_the_feed_forgets_its_cache_while_nats_is_away_and_follows_again_after(t
     async def publish(version: int) -> None:
         event = StockLevelChanged(sku="F-1", on_hand=version, reserved=0, available=version, version=version)
         nc = await nats.connect(own_nats.url)
-        await nc.publish(event.subject(), encode(new_envelope(event, correlation_id=None, causation_id=None),
-                                                 event.to_data()))  # fmt: skip
+        await nc.publish(
+            event.subject(), encode(new_envelope(event, correlation_id=None, causation_id=None), event.to_data())
+        )
         await nc.close()
 
     try:
@@ -220,8 +247,15 @@ def test_the_feed_forgets_its_cache_while_nats_is_away_and_follows_again_after(t
 def test_after_a_nats_outage_every_socket_is_sent_its_levels_again(transactional_db, own_nats, make_product, tmp_path):
     """The process may have missed changes while NATS was away: its sockets get the current levels anew."""
     make_product("LIVE-5", stock=0)
-    StockLevel.objects.create(sku="LIVE-5", on_hand=4, reserved=0, available=4, version=3,
-                              changed_at=timezone.now(), updated_at=timezone.now())  # fmt: skip
+    StockLevel.objects.create(
+        sku="LIVE-5",
+        on_hand=4,
+        reserved=0,
+        available=4,
+        version=3,
+        changed_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
     StockItem.objects.create(sku="LIVE-5", on_hand=4, reserved=0, version=3)
     staff = session_cookie("clerk", is_staff=True)
     pipe = Pipeline(tmp=tmp_path, nats_url=own_nats.url)

@@ -10,15 +10,29 @@ from pathlib import Path
 
 from loadtests import check
 
-PRODUCT = {"sku": "COF-001", "name": "Kenya", "description": "Blackcurrant", "price": "16.00",
-           "available": 3, "stock_status": "low_stock", "url": "http://x/products/COF-001/"}  # fmt: skip
+PRODUCT = {
+    "sku": "COF-001",
+    "name": "Kenya",
+    "description": "Blackcurrant",
+    "price": "16.00",
+    "available": 3,
+    "stock_status": "low_stock",
+    "url": "http://x/products/COF-001/",
+}
 ORDER_ID = "5d0c6a1e-1c43-4a53-9a5e-2a3c1f0c9b11"
 
 
 def order(status: str = "pending", timeline: list | None = None, **extra) -> dict:
-    return {"id": ORDER_ID, "status": status, "lines": [{"sku": "COF-001", "quantity": 2}], "total": "32.00",
-            "status_url": "http://x", "created_at": "2026-01-01T10:00:00+00:00", "timeline": timeline or [],
-            **extra}  # fmt: skip
+    return {
+        "id": ORDER_ID,
+        "status": status,
+        "lines": [{"sku": "COF-001", "quantity": 2}],
+        "total": "32.00",
+        "status_url": "http://x",
+        "created_at": "2026-01-01T10:00:00+00:00",
+        "timeline": timeline or [],
+        **extra,
+    }
 
 
 def test_a_right_product_passes_and_each_wrong_field_fails():
@@ -55,8 +69,10 @@ def test_a_placed_order_must_be_pending_with_the_lines_sent():
 
 
 def test_an_order_status_must_agree_with_its_timeline():
-    confirmed = [{"type": "OrderPlaced", "at": "2026-01-01T10:00:00+00:00"},
-                 {"type": "OrderConfirmed", "at": "2026-01-01T10:00:00.250000+00:00"}]  # fmt: skip
+    confirmed = [
+        {"type": "OrderPlaced", "at": "2026-01-01T10:00:00+00:00"},
+        {"type": "OrderConfirmed", "at": "2026-01-01T10:00:00.250000+00:00"},
+    ]
     assert check.order_status_problem(200, order("confirmed", confirmed), ORDER_ID) is None
     assert "does not say so" in check.order_status_problem(200, order("confirmed"), ORDER_ID)
     assert "unknown order status" in check.order_status_problem(200, order("lost"), ORDER_ID)
@@ -107,8 +123,10 @@ def test_a_locust_crash_fails_the_verdict_but_its_failed_requests_code_does_not(
 
 
 def test_form_fields_are_read_and_a_form_must_redirect_where_it_should():
-    html = (f'<form><input type="hidden" name="csrfmiddlewaretoken" value="abc123">'
-            f'<input type="hidden" name="token" value="{ORDER_ID}" id="id_token"></form>')  # fmt: skip
+    html = (
+        f'<form><input type="hidden" name="csrfmiddlewaretoken" value="abc123">'
+        f'<input type="hidden" name="token" value="{ORDER_ID}" id="id_token"></form>'
+    )
     assert check.form_field(html, "csrfmiddlewaretoken") == "abc123"
     assert check.form_field(html, "token") == ORDER_ID
     assert check.form_field(html, "email") is None

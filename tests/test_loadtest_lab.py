@@ -24,15 +24,44 @@ pytestmark = pytest.mark.pipeline
 
 def test_a_tiny_lab_run_writes_its_tables_plots_and_json(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
-    bench = [sys.executable, "-m", "loadtests.bench", "--quick", "--no-docs", "--rounds", "2", "--orders", "30",
-             "--concurrency", "4", "--scenarios", "baseline,acceptance-only,batch-1", "--ladder", "baseline,batch-1",
-             "--ladder-start", "5", "--ladder-steps", "2", "--ladder-seconds", "1", "--ceiling-seconds", "1",
-             "--js-messages", "200",
-             "--results", str(tmp_path)]  # fmt: skip
+    bench = [
+        sys.executable,
+        "-m",
+        "loadtests.bench",
+        "--quick",
+        "--no-docs",
+        "--rounds",
+        "2",
+        "--orders",
+        "30",
+        "--concurrency",
+        "4",
+        "--scenarios",
+        "baseline,acceptance-only,batch-1",
+        "--ladder",
+        "baseline,batch-1",
+        "--ladder-start",
+        "5",
+        "--ladder-steps",
+        "2",
+        "--ladder-seconds",
+        "1",
+        "--ceiling-seconds",
+        "1",
+        "--js-messages",
+        "200",
+        "--results",
+        str(tmp_path),
+    ]
     done = subprocess.run(
-        [sys.executable, "-m", "devstack.embedded", "--", *bench], env=env, cwd=BASE_DIR, capture_output=True,
-        text=True, timeout=600, preexec_fn=parent_death_signal(signal.SIGTERM),
-    )  # fmt: skip
+        [sys.executable, "-m", "devstack.embedded", "--", *bench],
+        env=env,
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=parent_death_signal(signal.SIGTERM),
+    )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
 
     (result,) = tmp_path.glob("*.json")

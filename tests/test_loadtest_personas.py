@@ -25,8 +25,15 @@ from devstack.process import parent_death_signal
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCUST = str(Path(sys.executable).with_name("locust"))
-PRODUCT = {"sku": "COF-001", "name": "Kenya Nyeri", "description": "Blackcurrant", "price": "16.00",
-           "available": 5, "stock_status": "in_stock", "url": "http://x/products/COF-001/"}  # fmt: skip
+PRODUCT = {
+    "sku": "COF-001",
+    "name": "Kenya Nyeri",
+    "description": "Blackcurrant",
+    "price": "16.00",
+    "available": 5,
+    "stock_status": "in_stock",
+    "url": "http://x/products/COF-001/",
+}
 
 
 class WrongShop(BaseHTTPRequestHandler):
@@ -85,12 +92,32 @@ def test_wrong_bodies_fail_their_requests_and_right_ones_pass(wrong_shop, tmp_pa
     # Browsers limited to the catalog page, search and the product API; buyers as they are.
     only = json.dumps({"user_class_name": "Browser", "tasks": ["catalog_page", "search", "product_api"]})
     done = subprocess.run(
-        [LOCUST, "-f", str(BASE_DIR / "loadtests" / "locustfile.py"), "--headless", "--host", wrong_shop,
-         "--users", "20", "--spawn-rate", "20", "--run-time", "8s", "--csv", str(tmp_path / "s"),
-         "--config-users", only, "--only-summary"],
-        env=env, cwd=BASE_DIR, capture_output=True, text=True, timeout=120,
+        [
+            LOCUST,
+            "-f",
+            str(BASE_DIR / "loadtests" / "locustfile.py"),
+            "--headless",
+            "--host",
+            wrong_shop,
+            "--users",
+            "20",
+            "--spawn-rate",
+            "20",
+            "--run-time",
+            "8s",
+            "--csv",
+            str(tmp_path / "s"),
+            "--config-users",
+            only,
+            "--only-summary",
+        ],
+        env=env,
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
         preexec_fn=parent_death_signal(signal.SIGKILL),
-    )  # fmt: skip
+    )
     assert done.returncode == 1, done.stderr[-3000:]  # Locust's own verdict: some requests failed
     found = stats(tmp_path / "s_stats.csv")
     assert found[("GET", "/api/products?page=[n]")][1] == 0, found  # right answers pass

@@ -36,9 +36,12 @@ def devstack(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
     proc = subprocess.Popen(
         [sys.executable, MANAGE, "devstack", "--port", str(free_port()), "--data", str(tmp_path / "stack")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         preexec_fn=parent_death_signal(signal.SIGTERM),
-    )  # fmt: skip
+    )
     out = Output(proc.stdout)
     try:
         wait_for(lambda: out.has("ready") or proc.poll() is not None, 120, "the ready line")
@@ -52,15 +55,33 @@ def devstack(tmp_path):
 
 def test_a_short_loadtest_passes_with_every_order_final_and_writes_its_report(devstack, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL") and not k.startswith("LOCUST_")}
-    env.update(DEVSTACK_STATE=str(devstack), LOCUST_RUN_TIME="21s", LOCUST_USERS="8", LOCUST_SPAWN_RATE="8",
-               LOCUST_SHAPE="flash-sale")  # fmt: skip
+    env.update(
+        DEVSTACK_STATE=str(devstack),
+        LOCUST_RUN_TIME="21s",
+        LOCUST_USERS="8",
+        LOCUST_SPAWN_RATE="8",
+        LOCUST_SHAPE="flash-sale",
+    )
     reports = tmp_path / "reports"
     done = subprocess.run(
-        [sys.executable, "-m", "loadtests", "--reports", str(reports), "--max-error-ratio", "0",
-         "--flash-stock", str(FLASH_STOCK)],
-        env=env, cwd=BASE_DIR, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "loadtests",
+            "--reports",
+            str(reports),
+            "--max-error-ratio",
+            "0",
+            "--flash-stock",
+            str(FLASH_STOCK),
+        ],
+        env=env,
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
         preexec_fn=parent_death_signal(signal.SIGTERM),
-    )  # fmt: skip
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     assert "PASS" in output and "report:" in output

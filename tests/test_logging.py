@@ -74,13 +74,19 @@ def test_every_line_of_one_orders_flow_carries_its_correlation_id(pipeline, make
         for proc in pipeline.procs:
             lines = json_lines(proc.log_path.read_text())
             found[proc.name] = [
-                line for line in lines
-                if line.get("event_id") in event_ids or line.get("causation_id") in event_ids
-                or line.get("correlation_id") == order_id or order_id in line["message"]
-            ]  # fmt: skip
+                line
+                for line in lines
+                if line.get("event_id") in event_ids
+                or line.get("causation_id") in event_ids
+                or line.get("correlation_id") == order_id
+                or order_id in line["message"]
+            ]
         # Each process had a part: the web recorded the order, the relay published 3 events, workers handled 2.
-        complete = (sum("published" in x["message"] for x in found["relay"]) == 3
-                    and sum("handled" in x["message"] for x in found["workers"]) == 2 and found["web"])  # fmt: skip
+        complete = (
+            sum("published" in x["message"] for x in found["relay"]) == 3
+            and sum("handled" in x["message"] for x in found["workers"]) == 2
+            and found["web"]
+        )
         return found if complete else None
 
     lines = wait_for(flow_lines, 20, "every process's lines of the order")
@@ -89,8 +95,12 @@ def test_every_line_of_one_orders_flow_carries_its_correlation_id(pipeline, make
     assert [line for line in everything if "correlation_id" not in line] == []
     # Not only the lines found by the order's ids: every line of the flow logger since the order was placed
     # (the catalog's own stock events included) belongs to a flow and says which.
-    window = [line for proc in pipeline.procs for line in json_lines(proc.log_path.read_text())
-              if line["logger"] == "events.flow" and datetime.fromisoformat(line["ts"]) >= since]  # fmt: skip
+    window = [
+        line
+        for proc in pipeline.procs
+        for line in json_lines(proc.log_path.read_text())
+        if line["logger"] == "events.flow" and datetime.fromisoformat(line["ts"]) >= since
+    ]
     assert len(window) >= len(everything)
     assert [line for line in window if not line.get("correlation_id")] == []
     web = [line["message"] for line in lines["web"]]
@@ -102,11 +112,18 @@ def test_every_line_of_one_orders_flow_carries_its_correlation_id(pipeline, make
 
 def stock_reserved(order_id: str, causation_id: str) -> bytes:
     """Return a reservation of an order the shop does not have: its handler fails on every delivery."""
-    return json.dumps({
-        "event_id": str(uuid.uuid4()), "type": "StockReserved", "version": 1,
-        "occurred_at": "2026-01-01T00:00:00+00:00", "aggregate_id": order_id, "correlation_id": order_id,
-        "causation_id": causation_id, "data": {"order_id": order_id, "lines": []},
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "event_id": str(uuid.uuid4()),
+            "type": "StockReserved",
+            "version": 1,
+            "occurred_at": "2026-01-01T00:00:00+00:00",
+            "aggregate_id": order_id,
+            "correlation_id": order_id,
+            "causation_id": causation_id,
+            "data": {"order_id": order_id, "lines": []},
+        }
+    ).encode()
 
 
 @pytest.mark.pipeline
@@ -121,8 +138,13 @@ def test_lines_of_a_failing_and_a_poison_message_carry_their_flow(pipeline):
     wait_for(lambda: DeadLetter.objects.count() == 2, 30, "both messages dead-lettered")
 
     def consumer_lines() -> dict[str, dict] | None:
-        lines = [line for proc in pipeline.procs if proc.name == "workers"
-                 for line in json_lines(proc.log_path.read_text()) if line["logger"] == "events.consumer"]  # fmt: skip
+        lines = [
+            line
+            for proc in pipeline.procs
+            if proc.name == "workers"
+            for line in json_lines(proc.log_path.read_text())
+            if line["logger"] == "events.consumer"
+        ]
         found = {
             "failed": [x for x in lines if "failed on StockReserved (delivery 1)" in x["message"]],
             "dead-lettered": [x for x in lines if x["message"].startswith("dead-lettered on shop ")],

@@ -71,10 +71,15 @@ def test_a_confirmed_order_moves_the_counters_and_the_latency_histogram(pipeline
     wait_for(lambda: Order.objects.get(id=order_id).status == Order.Status.CONFIRMED, message="the confirmation")
 
     after = scrape_until(
-        base, lambda s: value(s, "shop_order_latency_seconds_count", outcome="confirmed") == 1
-        and value(s, "events_jetstream_sampled_timestamp_seconds") > 0
-        and pending(s, "inventory") == 0 and pending(s, "shop") == 0, message="the figures of one confirmed order",
-    )  # fmt: skip
+        base,
+        lambda s: (
+            value(s, "shop_order_latency_seconds_count", outcome="confirmed") == 1
+            and value(s, "events_jetstream_sampled_timestamp_seconds") > 0
+            and pending(s, "inventory") == 0
+            and pending(s, "shop") == 0
+        ),
+        message="the figures of one confirmed order",
+    )
     assert (
         value(after, "events_recorded_total", type="OrderPlaced")
         - value(before, "events_recorded_total", type="OrderPlaced")
@@ -122,10 +127,16 @@ def test_stopped_workers_and_relay_make_the_backlog_grow_and_restarting_drains_i
     pipeline.relay()
     pipeline.workers()
     drained = scrape_until(
-        base, lambda s: value(s, "events_outbox_depth") == 0 and pending(s, "inventory") == 0
-        and pending(s, "shop") == 0 and value(s, "events_consumed_total", consumer="inventory") == 15,
-        60, "the backlog to drain",
-    )  # fmt: skip
+        base,
+        lambda s: (
+            value(s, "events_outbox_depth") == 0
+            and pending(s, "inventory") == 0
+            and pending(s, "shop") == 0
+            and value(s, "events_consumed_total", consumer="inventory") == 15
+        ),
+        60,
+        "the backlog to drain",
+    )
     assert value(drained, "events_outbox_oldest_age_seconds") == 0
     assert not Order.objects.filter(status=Order.Status.PENDING).exists()
 

@@ -19,11 +19,18 @@ pytestmark = pytest.mark.pipeline
 
 
 def stock_reserved(order_id: str) -> bytes:
-    return json.dumps({
-        "event_id": str(uuid.uuid4()), "type": "StockReserved", "version": 1,
-        "occurred_at": "2026-01-01T00:00:00+00:00", "aggregate_id": order_id, "correlation_id": order_id,
-        "causation_id": None, "data": {"order_id": order_id, "lines": []},
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "event_id": str(uuid.uuid4()),
+            "type": "StockReserved",
+            "version": 1,
+            "occurred_at": "2026-01-01T00:00:00+00:00",
+            "aggregate_id": order_id,
+            "correlation_id": order_id,
+            "causation_id": None,
+            "data": {"order_id": order_id, "lines": []},
+        }
+    ).encode()
 
 
 def test_a_dead_letter_is_listed_and_its_replay_completes_the_flow(pipeline):

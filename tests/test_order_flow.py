@@ -18,8 +18,9 @@ def test_placed_order_is_confirmed_with_its_timeline(pipeline, make_product):
     pipeline.start()
     base = pipeline.web()
 
-    response = httpx.post(f"{base}/api/orders", json={"email": "ann@example.org",
-                                                      "lines": [{"sku": "MUG-1", "quantity": 2}]})  # fmt: skip
+    response = httpx.post(
+        f"{base}/api/orders", json={"email": "ann@example.org", "lines": [{"sku": "MUG-1", "quantity": 2}]}
+    )
     assert response.status_code == 202, response.text
     body = response.json()
     assert body["status"] == "pending"

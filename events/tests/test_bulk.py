@@ -12,9 +12,15 @@ from events.models import StoredEvent
 
 def _event(n: int) -> StoredEvent:
     return StoredEvent.objects.create(
-        event_id=f"00000000-0000-4000-8000-{n:012d}", type="T", version=1, subject="shop.t", aggregate_id=str(n),
-        correlation_id=str(n), occurred_at=datetime(2026, 1, 1, tzinfo=UTC), payload=b"{}",
-    )  # fmt: skip
+        event_id=f"00000000-0000-4000-8000-{n:012d}",
+        type="T",
+        version=1,
+        subject="shop.t",
+        aggregate_id=str(n),
+        correlation_id=str(n),
+        occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+        payload=b"{}",
+    )
 
 
 @pytest.mark.django_db
@@ -51,8 +57,22 @@ def test_bulk_insert_writes_the_rows_in_their_order_in_one_statement():
     rows = [(event_id, "T", 1, "shop.t", event_id[-1], "c", None, at, b'{"n": 1}', "") for event_id in ids]
     # When they are inserted
     with CaptureQueriesContext(connection) as queries:
-        bulk_insert(StoredEvent, ["event_id", "type", "version", "subject", "aggregate_id", "correlation_id",
-                                  "causation_id", "occurred_at", "payload", "traceparent"], rows)  # fmt: skip
+        bulk_insert(
+            StoredEvent,
+            [
+                "event_id",
+                "type",
+                "version",
+                "subject",
+                "aggregate_id",
+                "correlation_id",
+                "causation_id",
+                "occurred_at",
+                "payload",
+                "traceparent",
+            ],
+            rows,
+        )
     # Then one statement wrote them, their keys follow the list's order, and the values are intact
     assert len(queries) == 1
     stored = list(StoredEvent.objects.order_by("seq"))

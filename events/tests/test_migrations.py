@@ -17,8 +17,10 @@ def migrate(*target: tuple[str, str]):
 def test_dead_letters_kept_before_public_ids_each_get_their_own():
     before = migrate(("events", "0002_storedevent_traceparent"))
     DeadLetter = before.get_model("events", "DeadLetter")
-    kept = [DeadLetter.objects.create(consumer="shop", subject="x.y", data=b"{}", error="e", deliveries=1).id
-            for _ in range(3)]  # fmt: skip
+    kept = [
+        DeadLetter.objects.create(consumer="shop", subject="x.y", data=b"{}", error="e", deliveries=1).id
+        for _ in range(3)
+    ]
     try:
         after = migrate(("events", "0003_deadletter_public_id"))
         ids = dict(after.get_model("events", "DeadLetter").objects.values_list("id", "public_id"))

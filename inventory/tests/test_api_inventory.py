@@ -229,8 +229,9 @@ def test_restocking_unknown_stock_is_a_json_404_and_writes_nothing(client, mug):
     headers = bearer("admin")
     before = StoredEvent.objects.count()
 
-    response = client.post("/api/inventory/NOPE-1/restock", data='{"quantity": 3}', content_type="application/json",
-                           headers=headers)  # fmt: skip
+    response = client.post(
+        "/api/inventory/NOPE-1/restock", data='{"quantity": 3}', content_type="application/json", headers=headers
+    )
 
     error(response, 404)
     assert StoredEvent.objects.count() == before and not StockItem.objects.filter(sku="NOPE-1").exists()

@@ -12,15 +12,33 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 RESULTS_DIR = BASE_DIR / "bench-results"
 # Only the names: importing .scenarios needs Django set up. Keep in step with scenarios.SCENARIOS.
-SCENARIO_NAMES = ["baseline", "service", "acceptance-only", "batch-10", "batch-1", "workers-2", "relay-notify",
-                  "relay-eager", "fetch-linger"]  # fmt: skip
+SCENARIO_NAMES = [
+    "baseline",
+    "service",
+    "acceptance-only",
+    "batch-10",
+    "batch-1",
+    "workers-2",
+    "relay-notify",
+    "relay-eager",
+    "fetch-linger",
+]
 # The ladder paces HTTP orders through a running pipeline, so it climbs only in the configurations of the
 # pipeline (not `service`, which has no HTTP, nor `acceptance-only`, which stops the pipeline): each one's curve
 # of throughput and p50/p99 against the offered load.
 LADDER_NAMES = ["baseline", "batch-10", "batch-1", "workers-2", "relay-notify", "relay-eager", "fetch-linger"]
-QUICK = {"rounds": 1, "orders": 300, "concurrency": 16, "ladder": ["baseline"], "ladder_start": 20.0,
-         "ladder_factor": 1.8, "ladder_seconds": 3.0, "ladder_steps": 4, "ceiling_seconds": 3.0,
-         "js_messages": 3000}  # fmt: skip
+QUICK = {
+    "rounds": 1,
+    "orders": 300,
+    "concurrency": 16,
+    "ladder": ["baseline"],
+    "ladder_start": 20.0,
+    "ladder_factor": 1.8,
+    "ladder_seconds": 3.0,
+    "ladder_steps": 4,
+    "ceiling_seconds": 3.0,
+    "js_messages": 3000,
+}
 
 
 def _names(value: str) -> list[str]:
@@ -43,8 +61,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scenarios", type=_names, default=SCENARIO_NAMES, help=f"comma list (default all): {','.join(SCENARIO_NAMES)}"
     )
     add("--web-workers", type=int, default=2, help="granian worker processes of the web server (default 2)")
-    add("--ladder", type=_names, default=LADDER_NAMES,
-        help=f"levers to climb the ladder in ('' for none; default all): {','.join(LADDER_NAMES)}")  # fmt: skip
+    add(
+        "--ladder",
+        type=_names,
+        default=LADDER_NAMES,
+        help=f"levers to climb the ladder in ('' for none; default all): {','.join(LADDER_NAMES)}",
+    )
     add("--ladder-start", type=float, default=20.0, help="orders/s of the ladder's first step (default 20)")
     add("--ladder-factor", type=float, default=1.4, help="each step offers this many times the last (default 1.4)")
     add("--ladder-seconds", type=float, default=8.0, help="seconds of load per step (default 8)")
@@ -55,8 +77,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--ceiling-seconds", type=float, default=10.0, help="seconds of pgbench (default 10)")
     add("--js-messages", type=int, default=20000, help="messages of the raw JetStream loop (default 20000)")
     add("--results", type=Path, default=RESULTS_DIR, help="folder of the JSON results and plots (bench-results)")
-    add("--docs", action=argparse.BooleanOptionalAction, default=None,
-        help="write the lab section of docs/benchmarks.md and its plots (default: yes, unless --quick)")  # fmt: skip
+    add(
+        "--docs",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write the lab section of docs/benchmarks.md and its plots (default: yes, unless --quick)",
+    )
     given = argv if argv is not None else sys.argv[1:]
     args = parser.parse_args(given)
     if args.quick:

@@ -88,11 +88,15 @@ def measure(consumer, make_events: Callable[[int], list], size: int) -> Cost:
 
 def table(costs: list[Cost]) -> str:
     """Return the costs as a markdown table, with each consumer's fixed cost of a batch."""
-    rows = ["| consumer | batch size | CPU ms per batch: python | postgres | statements per batch | "
-            "CPU ms per message |", "|---|---|---|---|---|---|"]  # fmt: skip
+    rows = [
+        "| consumer | batch size | CPU ms per batch: python | postgres | statements per batch | CPU ms per message |",
+        "|---|---|---|---|---|---|",
+    ]
     for c in costs:
-        rows.append(f"| {c.consumer} | {c.size} | {c.python_ms:.2f} | {c.postgres_ms:.2f} | {c.statements:.1f} | "
-                    f"{c.per_message_ms:.2f} |")  # fmt: skip
+        rows.append(
+            f"| {c.consumer} | {c.size} | {c.python_ms:.2f} | {c.postgres_ms:.2f} | {c.statements:.1f} | "
+            f"{c.per_message_ms:.2f} |"
+        )
     rows += ["", "| consumer | fixed CPU ms per batch (size 1 less one message of size 100) |", "|---|---|"]
     for name in dict.fromkeys(c.consumer for c in costs):
         one = next(c for c in costs if c.consumer == name and c.size == 1)
@@ -114,12 +118,12 @@ def _event_makers() -> dict[str, Callable[[int], list]]:
     versions = dict.fromkeys(skus, 10**6)
 
     def placed(n: int) -> list:
-        return [OrderPlaced(order_id=str(uuid.uuid4()), lines=[Line(skus[i % len(skus)], 1)])
-                for i in range(n)]  # fmt: skip
+        return [OrderPlaced(order_id=str(uuid.uuid4()), lines=[Line(skus[i % len(skus)], 1)]) for i in range(n)]
 
     def reserved(n: int) -> list:
-        orders = Order.objects.bulk_create(Order(email="batchcost@bench.example.org", total=1, currency="EUR")
-                                           for _ in range(n))  # fmt: skip
+        orders = Order.objects.bulk_create(
+            Order(email="batchcost@bench.example.org", total=1, currency="EUR") for _ in range(n)
+        )
         return [StockReserved(order_id=str(o.id), lines=[{"sku": skus[0], "quantity": 1}]) for o in orders]
 
     def levels(n: int) -> list:
@@ -127,8 +131,9 @@ def _event_makers() -> dict[str, Callable[[int], list]]:
         for i in range(n):
             sku = skus[i % len(skus)]
             versions[sku] += 1
-            out.append(StockLevelChanged(sku=sku, on_hand=10**6, reserved=i, available=10**6 - i,
-                                         version=versions[sku]))  # fmt: skip
+            out.append(
+                StockLevelChanged(sku=sku, on_hand=10**6, reserved=i, available=10**6 - i, version=versions[sku])
+            )
         return out
 
     return {"inventory": placed, "shop": reserved, "shop-stock-projection": levels}
@@ -136,8 +141,11 @@ def _event_makers() -> dict[str, Callable[[int], list]]:
 
 def main() -> int:
     if not os.environ.get("DATABASE_URL"):
-        print("run it with a database: make bench-batch (or python -m devstack.embedded -- python -m "
-              "loadtests.bench.batchcost)", file=sys.stderr)  # fmt: skip
+        print(
+            "run it with a database: make bench-batch (or python -m devstack.embedded -- python -m "
+            "loadtests.bench.batchcost)",
+            file=sys.stderr,
+        )
         return 2
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django

@@ -41,8 +41,12 @@ from shop.models import Order
 
 from .stack import BenchError
 
-TABLES = {"lab_order": "shop_order", "lab_orderline": "shop_orderline",
-          "lab_timelineentry": "shop_timelineentry", "lab_storedevent": "events_storedevent"}  # fmt: skip
+TABLES = {
+    "lab_order": "shop_order",
+    "lab_orderline": "shop_orderline",
+    "lab_timelineentry": "shop_timelineentry",
+    "lab_storedevent": "events_storedevent",
+}
 SCRIPT = """\\set n random(1, 16)
 BEGIN;
 SELECT sku, name, price, currency FROM shop_product WHERE sku = 'BENCH-' || lpad(:n::text, 2, '0');
@@ -101,11 +105,29 @@ def pg_ceiling(database_url: str, clients: int, seconds: float) -> tuple[float |
             script.write(SCRIPT)
             script.flush()
             done = subprocess.run(
-                [binary, "-n", "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(max(1, round(seconds))),
-                 "-f", script.name, "-h", url.hostname or "127.0.0.1", "-p", str(url.port or 5432),
-                 "-U", url.username or "postgres", url.path.lstrip("/")],
-                capture_output=True, text=True, timeout=seconds + 60,
-            )  # fmt: skip
+                [
+                    binary,
+                    "-n",
+                    "-c",
+                    str(clients),
+                    "-j",
+                    str(min(clients, 2)),
+                    "-T",
+                    str(max(1, round(seconds))),
+                    "-f",
+                    script.name,
+                    "-h",
+                    url.hostname or "127.0.0.1",
+                    "-p",
+                    str(url.port or 5432),
+                    "-U",
+                    url.username or "postgres",
+                    url.path.lstrip("/"),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=seconds + 60,
+            )
     finally:
         with connection.cursor() as cursor:
             cursor.execute("; ".join(f"DROP TABLE IF EXISTS {lab}" for lab in TABLES))

@@ -44,16 +44,26 @@ def keeps_up(step: Figures) -> bool:
     return (step.end_to_end_per_s or 0.0) >= KEEP_UP * rate and step.backlog <= max(5.0, rate) and not step.errors
 
 
-def climb(bench: Bench, scenario: Scenario, start: float, factor: float, seconds: float, max_steps: int,
-          rounds: int = 1, say=print) -> Ladder:  # fmt: skip
+def climb(
+    bench: Bench,
+    scenario: Scenario,
+    start: float,
+    factor: float,
+    seconds: float,
+    max_steps: int,
+    rounds: int = 1,
+    say=print,
+) -> Ladder:
     """Run the ladder in the scenario's configuration and return it."""
     ladder, rate = Ladder(scenario.name), start
     for i in range(max_steps):
         step = bench.paced(scenario, f"ladder-{scenario.name}-{i + 1}", rate, seconds)
         ladder.steps.append(step)
         ok = keeps_up(step)
-        say(f"ladder {scenario.name}: offered {rate:.0f}/s -> end-to-end {step.end_to_end_per_s}/s, "
-            f"p99 {step.p99_ms} ms, backlog {step.backlog}{'' if ok else ' (did not keep up)'}")  # fmt: skip
+        say(
+            f"ladder {scenario.name}: offered {rate:.0f}/s -> end-to-end {step.end_to_end_per_s}/s, "
+            f"p99 {step.p99_ms} ms, backlog {step.backlog}{'' if ok else ' (did not keep up)'}"
+        )
         previous = ladder.steps[-2].end_to_end_per_s if len(ladder.steps) > 1 else None
         if ok:
             ladder.knee, ladder.knee_end_to_end = rate, step.end_to_end_per_s
@@ -69,10 +79,14 @@ def climb(bench: Bench, scenario: Scenario, start: float, factor: float, seconds
     ladder.peak_end_to_end = max((s.end_to_end_per_s or 0.0) for s in ladder.steps) or None
     if ladder.knee:
         # Interference only adds latency: of ``rounds`` runs at half the knee, keep the lowest p99.
-        halves = [bench.paced(scenario, f"half-knee-{scenario.name}-{r + 1}", ladder.knee / 2, seconds * 2)
-                  for r in range(rounds)]  # fmt: skip
+        halves = [
+            bench.paced(scenario, f"half-knee-{scenario.name}-{r + 1}", ladder.knee / 2, seconds * 2)
+            for r in range(rounds)
+        ]
         ladder.half_knee = min(halves, key=lambda f: f.p99_ms if f.p99_ms is not None else float("inf"))
         ladder.half_knee_p99s = [f.p99_ms for f in halves]
-        say(f"ladder {scenario.name}: half the knee, {ladder.knee / 2:.0f}/s: "
-            f"p50 {ladder.half_knee.p50_ms} ms, p99 {ladder.half_knee.p99_ms} ms")  # fmt: skip
+        say(
+            f"ladder {scenario.name}: half the knee, {ladder.knee / 2:.0f}/s: "
+            f"p50 {ladder.half_knee.p50_ms} ms, p99 {ladder.half_knee.p99_ms} ms"
+        )
     return ladder

@@ -57,8 +57,14 @@ def ladder(ladders: list[Ladder], path: Path) -> Path:
         p99.plot(offered, [s.p99_ms for s in ld.steps], "o-", color=color, label=ld.scenario)
         if ld.knee:
             rate.plot([ld.knee], [ld.knee_end_to_end or 0], "*", color=color, markersize=14)
-            rate.annotate(f"{ld.scenario} knee {ld.knee:.0f}/s", (ld.knee, ld.knee_end_to_end or 0),
-                          textcoords="offset points", xytext=(8, -14 - 11 * i), fontsize=8, color=color)  # fmt: skip
+            rate.annotate(
+                f"{ld.scenario} knee {ld.knee:.0f}/s",
+                (ld.knee, ld.knee_end_to_end or 0),
+                textcoords="offset points",
+                xytext=(8, -14 - 11 * i),
+                fontsize=8,
+                color=color,
+            )
         if ld.half_knee:
             p50.plot([ld.half_knee.rate], [ld.half_knee.p50_ms], "D", color=color, markerfacecolor="none")
             p99.plot([ld.half_knee.rate], [ld.half_knee.p99_ms], "D", color=color, markerfacecolor="none")
@@ -76,12 +82,16 @@ def ladder(ladders: list[Ladder], path: Path) -> Path:
 
 def ceilings(knee: float | None, found: Ceilings, path: Path) -> Path:
     """Draw the pipeline's rate beside what PostgreSQL and JetStream alone do (log scale)."""
-    bars = [("pipeline at the knee\n(orders/s)", knee, "tab:blue"),
-            ("PostgreSQL: order writes\n(pgbench tx/s)", found.pg_orders_per_s, "tab:orange")]  # fmt: skip
+    bars = [
+        ("pipeline at the knee\n(orders/s)", knee, "tab:blue"),
+        ("PostgreSQL: order writes\n(pgbench tx/s)", found.pg_orders_per_s, "tab:orange"),
+    ]
     if knee and found.events_per_order:
         bars.append(("pipeline messages/s\n(knee × events/order)", knee * found.events_per_order, "tab:cyan"))
-    bars += [("JetStream publish\n(msg/s)", found.js_publish_per_s, "tab:purple"),
-             ("JetStream fetch+ack\n(msg/s)", found.js_consume_per_s, "tab:purple")]  # fmt: skip
+    bars += [
+        ("JetStream publish\n(msg/s)", found.js_publish_per_s, "tab:purple"),
+        ("JetStream fetch+ack\n(msg/s)", found.js_consume_per_s, "tab:purple"),
+    ]
     bars = [b for b in bars if b[1]]
     fig, ax = plt.subplots(figsize=(9, 4))
     ax.bar([b[0] for b in bars], [b[1] for b in bars], color=[b[2] for b in bars])

@@ -73,12 +73,16 @@ def _run(bench: Bench, name: str, about: str, env: dict[str, str], n: int) -> Re
     used = cpu.used(before, cpu.snapshot(stack.sessions()))
     lat = sorted(load.latencies)
     return ReadFigures(
-        name=name, about=about, env=dict(env), requests=load.accepted, errors=load.errors,
+        name=name,
+        about=about,
+        env=dict(env),
+        requests=load.accepted,
+        errors=load.errors,
         per_s=round(load.accepted / load.seconds, 1),
         p50_ms=round(percentile(lat, 0.5) * 1000, 2) if lat else 0.0,
         p99_ms=round(percentile(lat, 0.99) * 1000, 2) if lat else 0.0,
         cpu_ms={g: round(used[g] * 1000 / max(load.accepted, 1), 3) for g in ("web", "postgres")},
-    )  # fmt: skip
+    )
 
 
 def _ratio(value: float, base: float) -> str:
@@ -88,15 +92,30 @@ def _ratio(value: float, base: float) -> str:
 def rows(results: list[ReadFigures]) -> list[list[str]]:
     """Return the header and one row per variant, ratios to the first (the near cache)."""
     base = results[0]
-    head = ["read path", "GET /api/products/{sku} per s", "rounds", "p50 ms", "p99 ms", "CPU ms/request web",
-            "CPU ms/request postgres", "errors"]  # fmt: skip
+    head = [
+        "read path",
+        "GET /api/products/{sku} per s",
+        "rounds",
+        "p50 ms",
+        "p99 ms",
+        "CPU ms/request web",
+        "CPU ms/request postgres",
+        "errors",
+    ]
     out = [head]
     for f in results:
-        out.append([
-            f.name, f"{f.per_s:,.0f} ({_ratio(f.per_s, base.per_s)})", " / ".join(f"{r:,.0f}" for r in f.round_rates),
-            f"{f.p50_ms} ({_ratio(f.p50_ms, base.p50_ms)})", f"{f.p99_ms} ({_ratio(f.p99_ms, base.p99_ms)})",
-            f"{f.cpu_ms.get('web', 0):.2f}", f"{f.cpu_ms.get('postgres', 0):.2f}", str(f.errors),
-        ])  # fmt: skip
+        out.append(
+            [
+                f.name,
+                f"{f.per_s:,.0f} ({_ratio(f.per_s, base.per_s)})",
+                " / ".join(f"{r:,.0f}" for r in f.round_rates),
+                f"{f.p50_ms} ({_ratio(f.p50_ms, base.p50_ms)})",
+                f"{f.p99_ms} ({_ratio(f.p99_ms, base.p99_ms)})",
+                f"{f.cpu_ms.get('web', 0):.2f}",
+                f"{f.cpu_ms.get('postgres', 0):.2f}",
+                str(f.errors),
+            ]
+        )
     return out
 
 

@@ -53,8 +53,18 @@ def run(args: argparse.Namespace, child_env: dict[str, str], stamp: str, results
         if args.reads:
             read_path = reads.measure(bench, args.orders, args.rounds, say)
         for scenario in (s for s in SCENARIOS if s.name in args.ladder):
-            ladders.append(climb(bench, scenario, args.ladder_start, args.ladder_factor, args.ladder_seconds,
-                                 args.ladder_steps, args.rounds, say))  # fmt: skip
+            ladders.append(
+                climb(
+                    bench,
+                    scenario,
+                    args.ladder_start,
+                    args.ladder_factor,
+                    args.ladder_seconds,
+                    args.ladder_steps,
+                    args.rounds,
+                    say,
+                )
+            )
     finally:
         # A second Ctrl-C (devstack.embedded forwards one) must not cut the stopping short.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -80,8 +90,10 @@ def run_rounds(bench: Bench, scenarios: list, rounds: int) -> None:
         for scenario in scenarios if r % 2 == 0 else scenarios[::-1]:
             say(f"{scenario.name} (round {r + 1} of {rounds}): {scenario.about}")
             figures = bench.run(scenario, tag=f"{scenario.name}-round{r + 1}")
-            say(f"{scenario.name}: {figures.accepted} accepted in {figures.load_seconds:.1f}s, "
-                f"{figures.end_to_end_per_s} end-to-end/s, {figures.errors} errors")  # fmt: skip
+            say(
+                f"{scenario.name}: {figures.accepted} accepted in {figures.load_seconds:.1f}s, "
+                f"{figures.end_to_end_per_s} end-to-end/s, {figures.errors} errors"
+            )
             runs.setdefault(scenario.name, []).append(figures)
     bench.results = {}
     for scenario in scenarios:
@@ -95,8 +107,10 @@ def _report(args, stamp, results_dir, results, ladders, found, noise, read_path)
     info = report.machine(_pg_version())
     print()
     print(f"machine: {report.machine_line(info)}")
-    print(f"orders per scenario {args.orders}, concurrency {args.concurrency}, web workers {args.web_workers}; "
-          f"other processes used {noise:.0%} of the busy CPU time")  # fmt: skip
+    print(
+        f"orders per scenario {args.orders}, concurrency {args.concurrency}, web workers {args.web_workers}; "
+        f"other processes used {noise:.0%} of the busy CPU time"
+    )
     if results:
         print(report.table(results))
         print()

@@ -50,7 +50,7 @@ SCENARIOS = [
         "fetch-linger",
         "consumers wait 5 ms after a partial batch before fetching again",
         env={"EVENT_FETCH_LINGER": "0.005"},
-    ),  # fmt: skip
+    ),
     # The stock read path (near cache or database) has its own read load: see reads.py.
 ]
 SCENARIO_NAMES = [s.name for s in SCENARIOS]
@@ -113,10 +113,14 @@ class Bench:
     def _requests(self, email: str) -> Callable[[], bytes]:
         """Return a function giving the bytes of a one-line order of a random product, built once per SKU."""
         built = [
-            post_request("127.0.0.1", self.stack.port, "/api/orders",
-                         json.dumps({"email": email, "lines": [{"sku": sku, "quantity": 1}]}).encode())
+            post_request(
+                "127.0.0.1",
+                self.stack.port,
+                "/api/orders",
+                json.dumps({"email": email, "lines": [{"sku": sku, "quantity": 1}]}).encode(),
+            )
             for sku in self.skus
-        ]  # fmt: skip
+        ]
         return lambda: random.choice(built)
 
     def _deadline(self, n: int) -> float:
@@ -208,24 +212,43 @@ class Bench:
         return not_final
 
     def _figures(
-        self, name: str, scenario: Scenario, load: LoadResult, out: db.Outcome, n: int, not_final: int,
+        self,
+        name: str,
+        scenario: Scenario,
+        load: LoadResult,
+        out: db.Outcome,
+        n: int,
+        not_final: int,
         rate: float | None,
-    ) -> Figures:  # fmt: skip
+    ) -> Figures:
         if out.orders > n:
             raise BenchError(f"{name}: {out.orders} orders carry its tag but {n} were sent: tags must be unique")
         timed = scenario.pipeline and out.final > 0
         lat, answers = sorted(out.latencies) if timed else [], sorted(load.latencies)
         return Figures(
-            name=name, about=scenario.about, orders=n, accepted=load.accepted, errors=load.errors,
-            load_seconds=round(load.seconds, 3), accepted_per_s=round(load.accepted / load.seconds, 1),
+            name=name,
+            about=scenario.about,
+            orders=n,
+            accepted=load.accepted,
+            errors=load.errors,
+            load_seconds=round(load.seconds, 3),
+            accepted_per_s=round(load.accepted / load.seconds, 1),
             end_to_end_per_s=round(out.final / _span(out.first_created, out.last_final), 1) if timed else None,
-            p50_ms=_ms(lat, 50), p95_ms=_ms(lat, 95), p99_ms=_ms(lat, 99),
-            answer_p50_ms=_ms(answers, 50), answer_p99_ms=_ms(answers, 99),
-            not_final=not_final, rejected=out.rejected, env=dict(scenario.env), workers=scenario.workers,
-            rate=round(rate, 1) if rate else None, first_error=load.first_error,
-            drain_per_s=None if scenario.pipeline or not out.final
+            p50_ms=_ms(lat, 50),
+            p95_ms=_ms(lat, 95),
+            p99_ms=_ms(lat, 99),
+            answer_p50_ms=_ms(answers, 50),
+            answer_p99_ms=_ms(answers, 99),
+            not_final=not_final,
+            rejected=out.rejected,
+            env=dict(scenario.env),
+            workers=scenario.workers,
+            rate=round(rate, 1) if rate else None,
+            first_error=load.first_error,
+            drain_per_s=None
+            if scenario.pipeline or not out.final
             else round(out.final / _span(out.first_final, out.last_final), 1),
-        )  # fmt: skip
+        )
 
 
 def _span(start: datetime, end: datetime) -> float:

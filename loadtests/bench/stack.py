@@ -74,8 +74,9 @@ class Stack:
             return False
         self._stop_pipeline()
         self.relay = self._child("relay", [sys.executable, MANAGE, "run_relay"], env or {})
-        self.workers = [self._child(f"workers-{i + 1}", [sys.executable, MANAGE, "run_workers"], env or {})
-                        for i in range(workers)]  # fmt: skip
+        self.workers = [
+            self._child(f"workers-{i + 1}", [sys.executable, MANAGE, "run_workers"], env or {}) for i in range(workers)
+        ]
         self.pipeline_config = config
         return True
 

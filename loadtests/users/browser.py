@@ -37,8 +37,13 @@ class Browser(FastHttpUser):
     @task(3)
     def search(self) -> None:
         q = random.choice(SEARCHES)
-        checked(self, "GET", f"/api/products?q={q}", lambda s, d: check.product_list_problem(s, d, q),
-                name="/api/products?q=[term]")  # fmt: skip
+        checked(
+            self,
+            "GET",
+            f"/api/products?q={q}",
+            lambda s, d: check.product_list_problem(s, d, q),
+            name="/api/products?q=[term]",
+        )
 
     @task(4)
     def product_page(self) -> None:
@@ -50,5 +55,10 @@ class Browser(FastHttpUser):
     def product_api(self) -> None:
         if self.products:
             sku = random.choice(self.products)["sku"]
-            checked(self, "GET", f"/api/products/{sku}", lambda s, d: check.product_answer_problem(s, d, sku),
-                    name="/api/products/[sku]")  # fmt: skip
+            checked(
+                self,
+                "GET",
+                f"/api/products/{sku}",
+                lambda s, d: check.product_answer_problem(s, d, sku),
+                name="/api/products/[sku]",
+            )

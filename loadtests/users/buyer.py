@@ -42,8 +42,13 @@ class Buyer(FastHttpUser):
         lines = self._lines()
         for line in lines:
             sku = line["sku"]
-            checked(self, "GET", f"/api/products/{sku}", lambda s, d, sku=sku: check.product_answer_problem(s, d, sku),
-                    name="/api/products/[sku]")  # fmt: skip
+            checked(
+                self,
+                "GET",
+                f"/api/products/{sku}",
+                lambda s, d, sku=sku: check.product_answer_problem(s, d, sku),
+                name="/api/products/[sku]",
+            )
         order = place_order(self, lines)
         if order:
             await_final(self, order["id"])
@@ -54,8 +59,9 @@ class Buyer(FastHttpUser):
             return
         order = place_order(self, self._lines())
         if order:
-            checked(self, "POST", f"/api/orders/{order['id']}/cancel", check.cancel_problem,
-                    name="/api/orders/[id]/cancel")  # fmt: skip
+            checked(
+                self, "POST", f"/api/orders/{order['id']}/cancel", check.cancel_problem, name="/api/orders/[id]/cancel"
+            )
 
     @task(2)
     def checkout_through_the_pages(self) -> None:

@@ -45,8 +45,9 @@ def page(user: FastHttpUser, path: str, *expected: str, name: str | None = None)
         return not found
 
 
-def form_post(user: FastHttpUser, path: str, data: dict[str, str], expected, keep: tuple[str, ...] = (),
-              name: str | None = None) -> str | None:  # fmt: skip
+def form_post(
+    user: FastHttpUser, path: str, data: dict[str, str], expected, keep: tuple[str, ...] = (), name: str | None = None
+) -> str | None:
     """Fetch the form at ``path``, post ``data`` with its CSRF token (and its ``keep`` fields) back to it.
 
     The answer must redirect to ``expected`` (a path or a pattern); return
@@ -59,8 +60,9 @@ def form_post(user: FastHttpUser, path: str, data: dict[str, str], expected, kee
     if found:
         return None
     fields = {f: check.form_field(html, f) for f in ("csrfmiddlewaretoken", *keep)}
-    with user.client.post(path, data={**data, **fields}, allow_redirects=False, name=f"{name or path} (form)",
-                          catch_response=True) as resp:  # fmt: skip
+    with user.client.post(
+        path, data={**data, **fields}, allow_redirects=False, name=f"{name or path} (form)", catch_response=True
+    ) as resp:
         location = resp.headers.get("Location", "") if resp.headers else ""
         found = check.redirect_problem(resp.status_code, location, expected)
         resp.failure(found) if found else resp.success()
@@ -71,8 +73,9 @@ def catalog(user: FastHttpUser) -> list[dict]:
     """Return every product of the catalog, as ``GET /api/products`` pages them."""
     products, number, pages = [], 1, 1
     while number <= pages:
-        data = checked(user, "GET", f"/api/products?page={number}", check.product_list_problem,
-                       name="/api/products?page=[n]")  # fmt: skip
+        data = checked(
+            user, "GET", f"/api/products?page={number}", check.product_list_problem, name="/api/products?page=[n]"
+        )
         if data is None:
             break
         products += data["items"]
@@ -96,8 +99,15 @@ def e2e_timeout(user: FastHttpUser) -> float:
 def place_order(user: FastHttpUser, lines: list[dict], name: str = "/api/orders") -> dict | None:
     """Place an order through the JSON API; return the 202's body, or None if the answer was wrong."""
     body = {"email": f"{type(user).__name__.lower()}@loadtest.example.org", "lines": lines}
-    return checked(user, "POST", "/api/orders", lambda s, d: check.order_placed_problem(s, d, lines),
-                   json=body, headers={"Idempotency-Key": str(uuid.uuid4())}, name=name)  # fmt: skip
+    return checked(
+        user,
+        "POST",
+        "/api/orders",
+        lambda s, d: check.order_placed_problem(s, d, lines),
+        json=body,
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+        name=name,
+    )
 
 
 def await_final(user: FastHttpUser, order_id: str) -> dict | None:
@@ -111,8 +121,13 @@ def await_final(user: FastHttpUser, order_id: str) -> dict | None:
     started, wait = time.monotonic(), POLL_FIRST
     deadline = started + e2e_timeout(user)
     while True:
-        data = checked(user, "GET", f"/api/orders/{order_id}", lambda s, d: check.order_status_problem(s, d, order_id),
-                       name="/api/orders/[id]")  # fmt: skip
+        data = checked(
+            user,
+            "GET",
+            f"/api/orders/{order_id}",
+            lambda s, d: check.order_status_problem(s, d, order_id),
+            name="/api/orders/[id]",
+        )
         decided = check.final_latency(data) if data else None
         if decided:
             status, seconds = decided
@@ -128,9 +143,13 @@ def await_final(user: FastHttpUser, order_id: str) -> dict | None:
 
 def _fire(user: FastHttpUser, name: str, milliseconds: float, exception: Exception | None) -> None:
     user.environment.events.request.fire(
-        request_type="E2E", name=name, response_time=milliseconds, response_length=0,
-        exception=exception, context={},
-    )  # fmt: skip
+        request_type="E2E",
+        name=name,
+        response_time=milliseconds,
+        response_length=0,
+        exception=exception,
+        context={},
+    )
 
 
 def random_lines(products: list[dict], most: int = 2) -> list[dict]:

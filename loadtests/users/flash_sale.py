@@ -34,8 +34,13 @@ class FlashSaleBuyer(FastHttpUser):
         if not self.sku:
             return
         sku = self.sku
-        checked(self, "GET", f"/api/products/{sku}", lambda s, d: check.product_answer_problem(s, d, sku),
-                name="/api/products/[flash sku]")  # fmt: skip
+        checked(
+            self,
+            "GET",
+            f"/api/products/{sku}",
+            lambda s, d: check.product_answer_problem(s, d, sku),
+            name="/api/products/[flash sku]",
+        )
         order = place_order(self, [{"sku": sku, "quantity": 1}], name="/api/orders (flash sale)")
         if order:
             await_final(self, order["id"])

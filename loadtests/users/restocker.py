@@ -48,9 +48,21 @@ class Restocker(FastHttpUser):
         if not self.skus:
             return
         sku = random.choice(self.skus)
-        stock = checked(self, "GET", f"/api/inventory/{sku}", lambda s, d: check.stock_problem(s, d, sku),
-                        headers=self.headers, name="/api/inventory/[sku]")  # fmt: skip
+        stock = checked(
+            self,
+            "GET",
+            f"/api/inventory/{sku}",
+            lambda s, d: check.stock_problem(s, d, sku),
+            headers=self.headers,
+            name="/api/inventory/[sku]",
+        )
         if stock and stock["available"] < LOW:
-            checked(self, "POST", f"/api/inventory/{sku}/restock",
-                    lambda s, d: check.restock_problem(s, d, sku, stock, QUANTITY),
-                    json={"quantity": QUANTITY}, headers=self.headers, name="/api/inventory/[sku]/restock")  # fmt: skip
+            checked(
+                self,
+                "POST",
+                f"/api/inventory/{sku}/restock",
+                lambda s, d: check.restock_problem(s, d, sku, stock, QUANTITY),
+                json={"quantity": QUANTITY},
+                headers=self.headers,
+                name="/api/inventory/[sku]/restock",
+            )

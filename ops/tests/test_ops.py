@@ -52,8 +52,9 @@ def test_the_figures_are_for_staff_only(client):
 
 
 def test_the_figures_hold_what_the_page_draws(staff):
-    letter = DeadLetter.objects.create(consumer="inventory", subject="shop.order.placed", data=b"{",
-                                       error="cannot decode", deliveries=1)  # fmt: skip
+    letter = DeadLetter.objects.create(
+        consumer="inventory", subject="shop.order.placed", data=b"{", error="cannot decode", deliveries=1
+    )
     body = staff.get("/ops/figures").json()
     assert set(body) >= {"at", "counters", "latency", "pending", "outbox", "hops", "dead_letters", "websockets"}
     assert set(body["counters"]) >= {"placed", "confirmed", "rejected", "dead_letters", "cache_hits", "cache_misses"}
@@ -65,8 +66,9 @@ def test_the_figures_hold_what_the_page_draws(staff):
 
 
 def test_replay_refuses_unknown_and_replayed_letters_and_session_writes_without_csrf(staff):
-    letter = DeadLetter.objects.create(consumer="shop", subject="x.y", data=b"{}", error="e", deliveries=1,
-                                       replayed_at=timezone.now())  # fmt: skip
+    letter = DeadLetter.objects.create(
+        consumer="shop", subject="x.y", data=b"{}", error="e", deliveries=1, replayed_at=timezone.now()
+    )
     token = staff.get("/ops/").cookies["csrftoken"].value
     unknown = staff.post(f"/ops/dead-letters/{uuid.uuid4()}/replay", HTTP_X_CSRFTOKEN=token)
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "not_found")
@@ -81,9 +83,17 @@ def test_replay_refuses_unknown_and_replayed_letters_and_session_writes_without_
 
 def stored(type_: str, correlation_id: str, at, published, cause=None) -> StoredEvent:
     return StoredEvent.objects.create(
-        event_id=uuid.uuid4(), type=type_, version=1, subject="s", aggregate_id=correlation_id,
-        correlation_id=correlation_id, causation_id=cause, occurred_at=at, payload=b"{}", published_at=published,
-    )  # fmt: skip
+        event_id=uuid.uuid4(),
+        type=type_,
+        version=1,
+        subject="s",
+        aggregate_id=correlation_id,
+        correlation_id=correlation_id,
+        causation_id=cause,
+        occurred_at=at,
+        payload=b"{}",
+        published_at=published,
+    )
 
 
 def test_the_hops_of_an_order_come_from_its_events_and_receipts():
@@ -101,9 +111,13 @@ def test_the_hops_of_an_order_come_from_its_events_and_receipts():
     (order,) = selectors.recent_order_hops(10)
     assert order["order"] == "o-1" and order["outcome"] == "confirmed"
     assert {k: round(v * 1000) for k, v in order["hops"].items()} == {
-        "relay (placed)": 5, "queue (inventory)": 2, "inventory": 10,
-        "relay (reserved)": 3, "queue (shop)": 1, "shop": 4,
-    }  # fmt: skip
+        "relay (placed)": 5,
+        "queue (inventory)": 2,
+        "inventory": 10,
+        "relay (reserved)": 3,
+        "queue (shop)": 1,
+        "shop": 4,
+    }
     assert round(order["total"] * 1000) == 25
 
 

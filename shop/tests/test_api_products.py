@@ -13,8 +13,17 @@ from shop.models import Category, Product, StockLevel
 pytestmark = pytest.mark.django_db
 
 PRODUCT_KEYS = {
-    "sku", "name", "description", "price", "currency", "category", "url", "image_url", "available", "stock_status",
-}  # fmt: skip
+    "sku",
+    "name",
+    "description",
+    "price",
+    "currency",
+    "category",
+    "url",
+    "image_url",
+    "available",
+    "stock_status",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -39,9 +48,15 @@ def level(sku: str, available: int) -> None:
     now = timezone.now()
     StockLevel.objects.update_or_create(
         sku=sku,
-        defaults={"on_hand": max(available, 0), "reserved": 0, "available": available, "version": 1,
-                  "changed_at": now, "updated_at": now},
-    )  # fmt: skip
+        defaults={
+            "on_hand": max(available, 0),
+            "reserved": 0,
+            "available": available,
+            "version": 1,
+            "changed_at": now,
+            "updated_at": now,
+        },
+    )
 
 
 def skus(response) -> list[str]:
@@ -109,8 +124,17 @@ def test_listed_products_carry_their_stock(client, shelf):
     assert set(items["TEA-1"]) == PRODUCT_KEYS
 
 
-BAD_PAGES = {"0": "0", "-1": "-1", "abc": "abc", "1.5": "1.5", "empty": "", "superscript two": "²",
-             "arabic-indic one": "١", "past the last allowed": "100001", "5000 digits": "9" * 5000}  # fmt: skip
+BAD_PAGES = {
+    "0": "0",
+    "-1": "-1",
+    "abc": "abc",
+    "1.5": "1.5",
+    "empty": "",
+    "superscript two": "²",
+    "arabic-indic one": "١",
+    "past the last allowed": "100001",
+    "5000 digits": "9" * 5000,
+}
 
 
 @pytest.mark.parametrize("page", BAD_PAGES.values(), ids=BAD_PAGES.keys())
@@ -170,9 +194,15 @@ def test_the_product_url_is_its_storefront_page(client, make_product):
 
 @pytest.mark.parametrize(
     ("available", "expected"),
-    [(None, (0, "sold_out")), (0, (0, "sold_out")), (-2, (0, "sold_out")), (1, (1, "low_stock")),
-     (5, (5, "low_stock")), (6, (6, "in_stock"))],
-)  # fmt: skip
+    [
+        (None, (0, "sold_out")),
+        (0, (0, "sold_out")),
+        (-2, (0, "sold_out")),
+        (1, (1, "low_stock")),
+        (5, (5, "low_stock")),
+        (6, (6, "in_stock")),
+    ],
+)
 def test_a_product_shows_the_projected_stock(client, make_product, available, expected):
     make_product("MUG-1", stock=0)
     if available is not None:

@@ -14,9 +14,16 @@ pytestmark = pytest.mark.django_db
 def projected(sku: str, available: int, version: int) -> None:
     now = timezone.now()
     StockLevel.objects.update_or_create(
-        sku=sku, defaults={"on_hand": available, "reserved": 0, "available": available, "version": version,
-                           "changed_at": now, "updated_at": now},
-    )  # fmt: skip
+        sku=sku,
+        defaults={
+            "on_hand": available,
+            "reserved": 0,
+            "available": available,
+            "version": version,
+            "changed_at": now,
+            "updated_at": now,
+        },
+    )
 
 
 @pytest.fixture

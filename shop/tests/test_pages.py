@@ -28,12 +28,18 @@ def empty_cache() -> Iterator[None]:
 
 def product(sku: str, name: str = "", price: str = "10.00", category: str = "coffee", available: int | None = 10):
     cat, _ = Category.objects.get_or_create(slug=category, defaults={"name": category.title()})
-    made = Product.objects.create(sku=sku, name=name or f"Product {sku}", price=Decimal(price), category=cat,
-                                  image_url=f"/static/shop/products/{category}.svg")  # fmt: skip
+    made = Product.objects.create(
+        sku=sku,
+        name=name or f"Product {sku}",
+        price=Decimal(price),
+        category=cat,
+        image_url=f"/static/shop/products/{category}.svg",
+    )
     if available is not None:
         now = timezone.now()
-        StockLevel.objects.create(sku=sku, on_hand=available, reserved=0, available=available, version=1,
-                                  changed_at=now, updated_at=now)  # fmt: skip
+        StockLevel.objects.create(
+            sku=sku, on_hand=available, reserved=0, available=available, version=1, changed_at=now, updated_at=now
+        )
     return made
 
 
@@ -162,9 +168,13 @@ def test_checkout_errors_are_shown_next_to_the_field_and_nothing_is_placed(clien
     empty = client.post("/checkout/", {"email": "ann@example.org", "token": str(uuid.uuid4())})
     assert empty.status_code == 400 and "Your cart is empty" in empty.content.decode()
     client.post("/products/COF-1/", {"quantity": "1"})
-    for data in [{"email": "not-an-email", "token": str(uuid.uuid4())}, {"email": "", "token": str(uuid.uuid4())},
-                 {"email": "a@example.org\x00", "token": str(uuid.uuid4())}, {"email": "a@example.org", "token": "x"},
-                 {"email": "x" * 300 + "@example.org", "token": str(uuid.uuid4())}]:  # fmt: skip
+    for data in [
+        {"email": "not-an-email", "token": str(uuid.uuid4())},
+        {"email": "", "token": str(uuid.uuid4())},
+        {"email": "a@example.org\x00", "token": str(uuid.uuid4())},
+        {"email": "a@example.org", "token": "x"},
+        {"email": "x" * 300 + "@example.org", "token": str(uuid.uuid4())},
+    ]:
         response = client.post("/checkout/", data)
         assert response.status_code == 400, data
     assert (

@@ -96,9 +96,16 @@ def test_the_chain_follows_causation_with_timings():
 
     def stored(event_id: str, type_: str, cause: str | None, ms: int) -> None:
         StoredEvent.objects.create(
-            event_id=event_id, type=type_, version=1, subject="s", aggregate_id="o", correlation_id="o",
-            causation_id=cause, occurred_at=now + timedelta(milliseconds=ms), payload=b"{}",
-        )  # fmt: skip
+            event_id=event_id,
+            type=type_,
+            version=1,
+            subject="s",
+            aggregate_id="o",
+            correlation_id="o",
+            causation_id=cause,
+            occurred_at=now + timedelta(milliseconds=ms),
+            payload=b"{}",
+        )
 
     a, b, c = (
         "00000000-0000-0000-0000-00000000000a",
@@ -110,5 +117,7 @@ def test_the_chain_follows_causation_with_timings():
     stored(c, "OrderConfirmed", b, 50)
     nodes = event_chain(correlation_id="o")
     assert [(n.event.type, n.depth, n.ms_since_first, n.ms_since_cause) for n in nodes] == [
-        ("OrderPlaced", 0, 0, None), ("StockReserved", 1, 20, 20), ("OrderConfirmed", 2, 50, 30),
-    ]  # fmt: skip
+        ("OrderPlaced", 0, 0, None),
+        ("StockReserved", 1, 20, 20),
+        ("OrderConfirmed", 2, 50, 30),
+    ]

@@ -174,7 +174,10 @@ def test_a_foreign_origin_cannot_open_a_socket_and_staff_pages_need_a_staff_logi
     opens = "url => new Promise(done => { const ws = new WebSocket(url); ws.onopen = () => done('open'); ws.onclose = () => done('refused'); })"  # noqa: E501
 
     evil = contexts()
-    evil.route("http://evil.test/**", lambda route: route.fulfill(body="<html><body>elsewhere</body></html>", content_type="text/html"))  # fmt: skip  # noqa: E501
+    evil.route(
+        "http://evil.test/**",
+        lambda route: route.fulfill(body="<html><body>elsewhere</body></html>", content_type="text/html"),
+    )
     evil.goto("http://evil.test/")
     assert evil.evaluate(opens, socket_url) == "refused"
     evil.goto(shop.web + "/")

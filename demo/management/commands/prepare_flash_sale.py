@@ -48,7 +48,9 @@ class Command(BaseCommand):
             stock_receive(sku=sku, quantity=units - available, create=True)
             self.stdout.write(f"{sku}: received {units - available}, {units} available")
         elif available > units:
-            self.stdout.write(f"{sku}: {available} available, more than the {units} asked; stock only goes down "
-                              "through orders, so the sale starts with all of them")  # fmt: skip
+            self.stdout.write(
+                f"{sku}: {available} available, more than the {units} asked; stock only goes down "
+                "through orders, so the sale starts with all of them"
+            )
         else:
             self.stdout.write(f"{sku}: {units} available")

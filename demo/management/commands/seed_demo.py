@@ -22,15 +22,21 @@ class Command(BaseCommand):
         if if_empty and Product.objects.exists():
             self.stdout.write("catalog not empty: not seeding")
             return
-        categories = {slug: Category.objects.get_or_create(slug=slug, defaults={"name": name})[0]
-                      for slug, name in CATEGORIES}  # fmt: skip
+        categories = {
+            slug: Category.objects.get_or_create(slug=slug, defaults={"name": name})[0] for slug, name in CATEGORIES
+        }
         created = 0
         for sku, category, name, description, price in demo_products(products):
             _, new = Product.objects.get_or_create(
                 sku=sku,
-                defaults={"name": name, "description": description, "price": price,
-                          "category": categories[category], "image_url": _picture(sku, category)},
-            )  # fmt: skip
+                defaults={
+                    "name": name,
+                    "description": description,
+                    "price": price,
+                    "category": categories[category],
+                    "image_url": _picture(sku, category),
+                },
+            )
             if new:
                 created += 1
                 if stock > 0:

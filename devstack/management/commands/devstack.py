@@ -31,8 +31,9 @@ class Command(BaseCommand):
     def handle(self, *args, port, web, live, live_port, workers, nats_cluster, fresh, data, **options):
         if web < 1 or workers < 1 or live < 0:
             raise CommandError("--web and --workers must be at least 1, --live at least 0")
-        stack = Devstack(port=port, web=web, live=live, live_port=live_port, workers=workers,
-                         nats_cluster=nats_cluster, fresh=fresh)  # fmt: skip
+        stack = Devstack(
+            port=port, web=web, live=live, live_port=live_port, workers=workers, nats_cluster=nats_cluster, fresh=fresh
+        )
         if data is not None:
             stack.data_dir = data.resolve()
         code = stack.run()
