@@ -75,3 +75,8 @@ def test_verify_invariants_fails_when_stock_differs_from_its_events(db, make_pro
 
     with pytest.raises(CommandError, match="invariant violations"):
         run("verify_invariants")
+
+
+def test_run_workers_names_the_apps_it_can_run_when_given_another():
+    with pytest.raises(CommandError, match=r"--only takes one of: inventory, shop"):
+        call_command("run_workers", "--only", "billing")
