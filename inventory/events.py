@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from events.base import Event
+from events.base import Event, Line
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,11 +22,11 @@ class StockReceived(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class StockReserved(Event):
-    """Every line of an order is held: ``lines`` is ``[{"sku", "quantity"}]``."""
+    """Every line of an order is held (``lines``: one per SKU, summed)."""
 
     TYPE = "StockReserved"
     order_id: str
-    lines: list[dict]
+    lines: list[Line]
 
     def subject(self) -> str:
         return "inventory.reservation.reserved"
@@ -57,7 +57,7 @@ class StockReleased(Event):
 
     TYPE = "StockReleased"
     order_id: str
-    lines: list[dict]
+    lines: list[Line]
 
     def subject(self) -> str:
         return "inventory.reservation.released"

@@ -37,8 +37,8 @@ def replay() -> dict[str, Level]:
             sign = 1 if isinstance(event, StockReserved) else -1
             changes = {}
             for line in event.lines:
-                held = changes.get(line["sku"], (0, 0))[1]
-                changes[line["sku"]] = (0, held + sign * int(line["quantity"]))
+                held = changes.get(line.sku, (0, 0))[1]
+                changes[line.sku] = (0, held + sign * line.quantity)
         for sku, (on_hand, reserved) in changes.items():
             level = levels.setdefault(sku, Level())
             level.on_hand += on_hand

@@ -198,7 +198,7 @@ def reservations_create(
             for sku, qty in want.items():
                 items[sku].reserved += qty
                 changes[sku] += 1
-            facts.append(StockReserved(order_id=order_id, lines=lines_out))
+            facts.append(StockReserved(order_id=order_id, lines=[Line(sku, qty) for sku, qty in want.items()]))
             status = Reservation.Status.HELD
         fact_causes.append(cause)
         decided[order_id] = Reservation(order_id=order_id, status=status, lines=lines_out)
@@ -227,7 +227,7 @@ def reservation_release(
     items = list(StockItem.objects.select_for_update().filter(sku__in=wanted).order_by("sku"))
     for item in items:
         item.reserved -= wanted[item.sku]
-    released = StockReleased(order_id=str(order_id), lines=reservation.lines)
+    released = StockReleased(order_id=str(order_id), lines=_held_lines(reservation))
     _apply(items, ["reserved"], [released], causes=[cause], levels=levels)
     reservation.status = Reservation.Status.RELEASED
     reservation.save(update_fields=["status", "updated_at"])

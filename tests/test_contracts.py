@@ -23,11 +23,11 @@ def classes(module) -> dict[str, type[Event]]:
 SAMPLES = {
     "OrderPlaced": shop_events.OrderPlaced(order_id="o", lines=[Line("A", 2)]),
     "OrderCancelled": shop_events.OrderCancelled(order_id="o"),
-    "StockReserved": inventory_events.StockReserved(order_id="o", lines=[{"sku": "A", "quantity": 2}]),
+    "StockReserved": inventory_events.StockReserved(order_id="o", lines=[Line("A", 2)]),
     "StockReservationRejected": inventory_events.StockReservationRejected(
         order_id="o", shortages=[{"sku": "A", "requested": 2, "available": 1}], reason="short"
     ),
-    "StockReleased": inventory_events.StockReleased(order_id="o", lines=[{"sku": "A", "quantity": 2}]),
+    "StockReleased": inventory_events.StockReleased(order_id="o", lines=[Line("A", 2)]),
     "StockLevelChanged": inventory_events.StockLevelChanged(sku="A", on_hand=5, reserved=2, available=3, version=7),
 }
 READERS = [(shop_inbound, inventory_events), (inventory_inbound, shop_events)]

@@ -124,7 +124,7 @@ def _event_makers() -> dict[str, Callable[[int], list]]:
         orders = Order.objects.bulk_create(
             Order(email="batchcost@bench.example.org", total=1, currency="EUR") for _ in range(n)
         )
-        return [StockReserved(order_id=str(o.id), lines=[{"sku": skus[0], "quantity": 1}]) for o in orders]
+        return [StockReserved(order_id=str(o.id), lines=[Line(skus[0], 1)]) for o in orders]
 
     def levels(n: int) -> list:
         out = []
