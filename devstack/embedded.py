@@ -46,43 +46,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _granian(interface: str, app: str, port: int, workers: int, *args: str) -> list[str]:
+    """Return a granian command line serving ``app`` on 127.0.0.1."""
+    granian = str(Path(sys.executable).with_name("granian"))
+    host = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    return [granian, "--interface", interface, *host, *args, app]
+
+
 def web_command(port: int, workers: int, *extra: str) -> list[str]:
     """Return the command of the WSGI web server (granian), as the devstack, tests and bench run it."""
-    granian = str(Path(sys.executable).with_name("granian"))
-    return [
-        granian,
-        "--interface",
-        "wsgi",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--blocking-threads",
-        "4",
-        "--no-ws",
-        *extra,
-        "config.wsgi:application",
-    ]
+    return _granian("wsgi", "config.wsgi:application", port, workers, "--blocking-threads", "4", "--no-ws", *extra)
 
 
 def live_command(port: int, workers: int, *extra: str) -> list[str]:
     """Return the command of the ASGI web server (granian): websockets, and pages too; one process per worker."""
-    granian = str(Path(sys.executable).with_name("granian"))
-    return [
-        granian,
-        "--interface",
-        "asgi",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        *extra,
-        "config.asgi:application",
-    ]
+    return _granian("asgi", "config.asgi:application", port, workers, *extra)
 
 
 def _wait_until(check, deadline: float, what: str, proc: subprocess.Popen, log: Path) -> None:
