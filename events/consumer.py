@@ -37,6 +37,7 @@ from django.utils.module_loading import import_string
 from . import bus, observe
 from .base import DecodeError, Envelope, Event, EventTypes, decode, index
 from .models import DeadLetter
+from .pull import PullFeed
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +328,7 @@ class Runner:
         js = nc.jetstream()
         try:
             await self._ensure(js)
-            await asyncio.gather(*(self._consume(js, c) for c in self.consumers))
+            await asyncio.gather(*(self._consume(nc, c) for c in self.consumers))
         finally:
             await bus.close(nc)
             self.executor.shutdown(wait=True)
@@ -343,17 +344,18 @@ class Runner:
                 log.warning("cannot set up streams yet: %r", exc)
                 await asyncio.sleep(1)
 
-    async def _consume(self, js, consumer: Consumer) -> None:
+    async def _consume(self, nc, consumer: Consumer) -> None:
         loop = asyncio.get_running_loop()
         backoff = 0.5
         while not self.stop.is_set():
+            feed = PullFeed(nc, consumer.stream, consumer.name)
+            closer = asyncio.create_task(self._close_on_stop(feed))
             try:
-                sub = await js.pull_subscribe_bind(durable=consumer.name, stream=consumer.stream)
+                await feed.start()
                 log.info("consuming %s from %s (batch %d)", consumer.name, consumer.stream, self.batch_size)
                 while not self.stop.is_set():
-                    try:
-                        msgs = await sub.fetch(self.batch_size, timeout=1)
-                    except TimeoutError:
+                    msgs = await feed.next_batch(self.batch_size)
+                    if not msgs:
                         continue
                     started = observe.fetched(consumer.name, msgs)
                     deliveries = [_delivery(m) for m in msgs]
@@ -372,3 +374,10 @@ class Runner:
                 log.warning("%s: %r; retrying in %.1fs", consumer.name, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10)
+            finally:
+                closer.cancel()
+                await feed.close()
+
+    async def _close_on_stop(self, feed: PullFeed) -> None:
+        await self.stop.wait()
+        await feed.close()
