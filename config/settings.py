@@ -183,14 +183,22 @@ EVENT_FETCH_LINGER = env.float("EVENT_FETCH_LINGER", default=0.0)
 # Seconds JetStream waits for an ack before redelivering (to another worker if this one died).
 EVENT_ACK_WAIT_SECONDS = env.float("EVENT_ACK_WAIT_SECONDS", default=30.0)
 
-# THE OUTBOX RELAY
+# PUBLISH AFTER COMMIT AND THE OUTBOX RELAY
 # ------------------------------------------------------------------------------
+# https://microservices.io/patterns/data/transactional-outbox.html
+# Web and worker processes publish the events they commit right after the commit (events/publisher.py);
+# the relay publishes only what they did not, once it is RELAY_SWEEP_AGE seconds old.
+# Off: the relay publishes every event (RELAY_SWEEP_AGE 0, polling every 5 ms).
+EVENT_PUBLISH_AFTER_COMMIT = env.bool("EVENT_PUBLISH_AFTER_COMMIT", default=True)
+RELAY_SWEEP_AGE = env.float("RELAY_SWEEP_AGE", default=1.0 if EVENT_PUBLISH_AFTER_COMMIT else 0.0)
+# A fault to inject, never a production setting: seconds each publisher waits before publishing.
+EVENT_PUBLISH_DELAY = env.float("EVENT_PUBLISH_DELAY", default=0.0)
 # https://docs.nats.io/using-nats/developer/develop_jetstream/publish
 # Events per round, publishes in flight, seconds to wait for each ack, idle poll.
 RELAY_BATCH_SIZE = env.int("RELAY_BATCH_SIZE", default=500)
 RELAY_MAX_IN_FLIGHT = env.int("RELAY_MAX_IN_FLIGHT", default=256)
 RELAY_PUBLISH_TIMEOUT = env.float("RELAY_PUBLISH_TIMEOUT", default=5.0)
-RELAY_POLL_INTERVAL = env.float("RELAY_POLL_INTERVAL", default=0.005)
+RELAY_POLL_INTERVAL = env.float("RELAY_POLL_INTERVAL", default=0.25 if RELAY_SWEEP_AGE else 0.005)
 # Seconds the polling relay waits after a round that did not fill RELAY_BATCH_SIZE (0: poll again at once).
 RELAY_LINGER = env.float("RELAY_LINGER", default=0.005)
 # https://www.postgresql.org/docs/current/sql-notify.html

@@ -6,3 +6,7 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 application = get_wsgi_application()
+
+from events import publisher  # noqa: E402
+
+publisher.enable("web")  # events committed here are published at once (docs/architecture.md)

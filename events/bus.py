@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 
 import nats
@@ -148,3 +149,48 @@ async def consumer_pending(js: JetStreamContext, stream: str, durable: str) -> t
     except NotFoundError:
         return 0, 0
     return info.num_pending or 0, info.num_ack_pending or 0
+
+
+def message_headers(event_id: str, traceparent: str | None) -> dict[str, str]:
+    """Return the NATS headers of an outbox row: its id for deduplication, its trace context."""
+    result = {"Nats-Msg-Id": event_id}
+    if traceparent:
+        result["traceparent"] = traceparent
+    return result
+
+
+# An outbox row as it is published: (seq, event_id, subject, payload, traceparent, type, occurred_at).
+Row = tuple
+
+
+async def publish_rows(js, rows: list[Row], max_in_flight: int, timeout: float) -> list[Row]:
+    """Publish rows in order, up to ``max_in_flight`` awaiting their ack; return those JetStream acknowledged."""
+    futures = []
+    for i, row in enumerate(rows):
+        _, event_id, subject, payload, traceparent, *_ = row
+        # Below the in-flight bound the semaphore cannot block; nats-py's wait_stall would
+        # still wrap each publish in asyncio.wait_for, a task and a loop turn per message,
+        # which lets its flusher write every message with a send() of its own.
+        stall = timeout if i >= max_in_flight else None
+        try:
+            future = await js.publish_async(
+                subject, bytes(payload), wait_stall=stall, headers=message_headers(event_id, traceparent)
+            )
+        except Exception as exc:
+            log.warning("publish of %s failed: %r", subject, exc)
+            break
+        futures.append((row, time.monotonic(), future))
+    acked, duplicates = [], 0
+    for row, sent_at, future in futures:
+        remaining = max(0.01, timeout - (time.monotonic() - sent_at))
+        try:
+            ack = await asyncio.wait_for(asyncio.shield(future), remaining)
+        except Exception as exc:  # timeout, or an error answer from JetStream
+            log.warning("no ack for event %s: %r", row[1], exc)
+            future.cancel()
+            continue
+        acked.append(row)
+        duplicates += bool(getattr(ack, "duplicate", False))
+    if duplicates:
+        log.info("%d of %d events were in the stream already: JetStream kept one copy of each", duplicates, len(rows))
+    return acked

@@ -34,7 +34,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils.module_loading import import_string
 
-from . import bus, observe
+from . import bus, observe, publisher
 from .base import DecodeError, Envelope, Event, EventTypes, decode, index
 from .models import DeadLetter
 from .pull import PullFeed
@@ -324,6 +324,7 @@ class Runner:
 
     async def run(self) -> None:
         """Connect (retrying forever), ensure streams and consumers, and consume."""
+        publisher.enable("workers")
         nc = await bus.connect("workers")
         js = nc.jetstream()
         try:

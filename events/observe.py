@@ -48,15 +48,15 @@ def recorded(envelopes) -> None:
 # --- relay
 
 
-def relayed(rows: list[tuple], acked: list[int]) -> None:
-    """Count what the relay published, and how long it waited in the outbox."""
-    done = set(acked)
+def relayed(rows: list[tuple], acked: list[tuple]) -> None:
+    """Count what the relay (or a publisher) published, and how long it waited in the outbox."""
+    done = {row[1] for row in acked}
     failures = len(rows) - len(done)
     if failures:
         metrics.PUBLISH_FAILURES.inc(failures)
     # rows: (seq, event_id, subject, payload, traceparent, type, occurred_at), as the relay claims them
-    for seq, _, subject, payload, traceparent, kind, occurred in rows:
-        if seq not in done:
+    for _, event_id, subject, payload, traceparent, kind, occurred in rows:
+        if event_id not in done:
             continue
         metrics.PUBLISHED.labels(kind).inc()
         metrics.RELAY_LAG.labels(kind).observe(_age(occurred))
@@ -69,14 +69,6 @@ def relayed(rows: list[tuple], acked: list[int]) -> None:
             fields = {k: body.get(k) for k in ("correlation_id", "event_id", "causation_id")}
             with logcontext.bound(**fields, trace_id=trace[0] if trace else None):
                 flow.info("published %s on %s", kind, subject)
-
-
-def headers(event_id: str, traceparent: str | None) -> dict[str, str]:
-    """Return the NATS headers of an outbox row: its id for deduplication, its trace context."""
-    result = {"Nats-Msg-Id": event_id}
-    if traceparent:
-        result["traceparent"] = traceparent
-    return result
 
 
 async def sample_consumers(js, durables: Iterable[tuple[str, str]], stop: asyncio.Event, interval: float = 1.0) -> None:

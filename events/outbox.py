@@ -9,9 +9,9 @@ records: it becomes their causation, and its correlation id is carried on.
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
-from . import observe, tracing
+from . import observe, publisher, tracing
 from .base import Envelope, Event, encode, new_envelope
 from .bulk import bulk_insert
 from .models import StoredEvent
@@ -78,7 +78,12 @@ def record_many(
         for e, event, cause in zip(envelopes, events, causes, strict=True)
     ]
     bulk_insert(StoredEvent, COLUMNS, rows)
-    if settings.RELAY_WAKEUP == "notify" and rows:
+    eager = publisher.current()
+    if eager is not None and rows:
+        # Published by this process as soon as the transaction commits; the relay sweeps up after a crash.
+        claimed = [(None, str(r[0]), r[3], r[8], r[9], r[1], r[7]) for r in rows]
+        transaction.on_commit(lambda: eager.submit(claimed), robust=True)
+    elif settings.RELAY_WAKEUP == "notify" and rows:
         # Delivered to the relay at commit (never for a rolled-back transaction);
         # PostgreSQL folds the repeats of one transaction into one.
         with connection.cursor() as cursor:

@@ -24,15 +24,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass, field
 
 import psycopg
 from django.conf import settings
-from django.db import connection
 
 from . import bus, observe
+from .bus import publish_rows
 from .consumer import configured_consumers
+from .pg import database_conninfo
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +40,13 @@ CLAIM = """
     SELECT seq, event_id::text, subject, payload, traceparent, type, occurred_at FROM events_storedevent
     WHERE published_at IS NULL ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
 """
+# With publish after commit, the rows younger than RELAY_SWEEP_AGE are their own publisher's.
+CLAIM_SWEEP = """
+    SELECT seq, event_id::text, subject, payload, traceparent, type, occurred_at FROM events_storedevent
+    WHERE published_at IS NULL AND occurred_at < now() - make_interval(secs => %s)
+    ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
+"""
 MARK = "UPDATE events_storedevent SET published_at = clock_timestamp() WHERE seq = ANY(%s)"
-
-
-def database_conninfo() -> dict:
-    """Return psycopg connection parameters of Django's default database."""
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    params.pop("prepare_threshold", None)
-    return params
 
 
 @dataclass
@@ -62,6 +59,7 @@ class Relay:
     poll_interval: float = 0
     wakeup: str = ""
     linger: float | None = None
+    sweep_age: float | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     published: int = 0
 
@@ -72,6 +70,7 @@ class Relay:
         self.poll_interval = self.poll_interval or settings.RELAY_POLL_INTERVAL
         self.wakeup = self.wakeup or settings.RELAY_WAKEUP
         self.linger = settings.RELAY_LINGER if self.linger is None else self.linger
+        self.sweep_age = settings.RELAY_SWEEP_AGE if self.sweep_age is None else self.sweep_age
 
     async def run(self) -> None:
         """Relay forever: reconnect to either server after any failure, with a backoff."""
@@ -89,10 +88,11 @@ class Relay:
                         await self._listener() as listener,
                     ):
                         log.info(
-                            "relay running (batch %d, in flight %d, wake-up by %s)",
+                            "relay running (batch %d, in flight %d, wake-up by %s, %s)",
                             self.batch_size,
                             self.max_in_flight,
                             self.wakeup,
+                            f"sweeping rows older than {self.sweep_age:g}s" if self.sweep_age else "every row",
                         )
                         await self._loop(db, js, listener)
                 except (psycopg.Error, OSError) as exc:
@@ -153,40 +153,16 @@ class Relay:
     async def relay_once(self, db: psycopg.AsyncConnection, js) -> tuple[int, int]:
         """Publish one batch; return (published, failed)."""
         async with db.transaction():
-            rows = await (await db.execute(CLAIM, [self.batch_size])).fetchall()
+            if self.sweep_age > 0:
+                claimed = await db.execute(CLAIM_SWEEP, [self.sweep_age, self.batch_size])
+            else:
+                claimed = await db.execute(CLAIM, [self.batch_size])
+            rows = await claimed.fetchall()
             if not rows:
                 return 0, 0
-            acked = await self._publish(js, rows)
+            acked = await publish_rows(js, rows, self.max_in_flight, self.publish_timeout)
             if acked:
-                await db.execute(MARK, [acked])
+                await db.execute(MARK, [[row[0] for row in acked]])
         observe.relayed(rows, acked)
         self.published += len(acked)
         return len(acked), len(rows) - len(acked)
-
-    async def _publish(self, js, rows: list[tuple]) -> list[int]:
-        """Publish rows in order, many in flight; return the seqs JetStream acknowledged."""
-        futures = []
-        for i, (seq, event_id, subject, payload, traceparent, *_) in enumerate(rows):
-            # Below the in-flight bound the semaphore cannot block; nats-py's wait_stall would
-            # still wrap each publish in asyncio.wait_for, a task and a loop turn per message,
-            # which lets its flusher write every message with a send() of its own.
-            stall = self.publish_timeout if i >= self.max_in_flight else None
-            try:
-                future = await js.publish_async(
-                    subject, bytes(payload), wait_stall=stall, headers=observe.headers(event_id, traceparent)
-                )
-            except Exception as exc:
-                log.warning("relay: publish of %s failed: %r", subject, exc)
-                break
-            futures.append((seq, time.monotonic(), future))
-        acked = []
-        for seq, sent_at, future in futures:
-            remaining = max(0.01, self.publish_timeout - (time.monotonic() - sent_at))
-            try:
-                await asyncio.wait_for(asyncio.shield(future), remaining)
-            except Exception as exc:  # timeout, or an error answer from JetStream
-                log.warning("relay: no ack for seq %s: %r", seq, exc)
-                future.cancel()
-                continue
-            acked.append(seq)
-        return acked

@@ -64,6 +64,9 @@ class Pipeline:
         )
         # A killed worker's unacked messages come back after 3 s, not 30, so the tests stay short.
         env["EVENT_ACK_WAIT_SECONDS"] = "3"
+        # The test itself records events with no publisher of its own: the relay takes every row at
+        # once (a row that a worker's publisher publishes too is kept once by JetStream).
+        env["RELAY_SWEEP_AGE"] = "0"
         # Every process of the test writes its metrics here; the web's /metrics adds them up.
         env["PROMETHEUS_MULTIPROC_DIR"] = str(self.metrics_dir)
         env.update(self.extra_env)

@@ -19,8 +19,10 @@ from django.db import connection
 from django.db.models import Sum
 
 from devstack.embedded import EmbeddedNats
+from events.bus import publish_rows
 from events.models import DeadLetter, StoredEvent
-from events.relay import CLAIM, Relay, database_conninfo
+from events.pg import database_conninfo
+from events.relay import CLAIM, Relay
 from inventory.models import Reservation, StockItem
 from shop.models import Order, OrderLine
 from shop.services import LineRequest, order_place
@@ -137,7 +139,7 @@ def test_relay_crash_between_publish_and_mark_published_duplicates_nothing(pipel
             from events import bus
 
             await bus.ensure_streams(js)
-            acked = await relay._publish(js, rows)
+            acked = await publish_rows(js, rows, relay.max_in_flight, relay.publish_timeout)
             raise psycopg.Rollback  # the crash: no UPDATE ... published_at
         await nc.close()
         return len(acked)

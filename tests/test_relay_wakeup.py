@@ -11,7 +11,13 @@ from tests.pipeline import wait_for
 def test_notify_wakes_the_relay_for_each_hop(pipeline, make_product):
     make_product("MUG-1", stock=5)
     # Poll only once a minute: an order confirmed well within that proves each hop's NOTIFY woke the relay.
-    env = {"RELAY_WAKEUP": "notify", "RELAY_NOTIFY_FALLBACK": "60", "RELAY_POLL_INTERVAL": "60"}
+    # The relay publishes every event (no publish after commit), so every hop depends on its wake-up.
+    env = {
+        "RELAY_WAKEUP": "notify",
+        "RELAY_NOTIFY_FALLBACK": "60",
+        "RELAY_POLL_INTERVAL": "60",
+        "EVENT_PUBLISH_AFTER_COMMIT": "0",
+    }
     relay = pipeline.relay(**env)
     pipeline.workers(**env)
     wait_for(lambda: "wake-up by notify" in relay.tail(), 30, "the relay to listen")
@@ -27,7 +33,7 @@ def test_notify_wakes_the_relay_for_each_hop(pipeline, make_product):
 def test_lingering_relay_and_consumers_still_carry_every_order_once(pipeline, make_product):
     make_product("MUG-1", stock=40)
     # Long lingers: every round and batch after a partial one waits 50 ms, so orders placed meanwhile share it.
-    env = {"RELAY_LINGER": "0.05", "EVENT_FETCH_LINGER": "0.05"}
+    env = {"RELAY_LINGER": "0.05", "EVENT_FETCH_LINGER": "0.05", "EVENT_PUBLISH_AFTER_COMMIT": "0"}
     pipeline.relay(**env)
     pipeline.workers(**env)
     orders = [order_place(email=f"c{i}@example.org", lines=[LineRequest("MUG-1", 1)]).id for i in range(30)]

@@ -1,0 +1,126 @@
+"""Publish after commit: the process that commits events publishes them itself, at once.
+
+With ``EVENT_PUBLISH_AFTER_COMMIT`` on (the default), a web or worker process
+hands the events a transaction recorded to its publisher **when that
+transaction commits** (``transaction.on_commit``; never for a rollback). The
+publisher is a thread with an event loop and a NATS connection of its own: it
+publishes them with ``Nats-Msg-Id`` = event id, as the relay does, and marks
+the acknowledged rows published. The request or the batch never waits for it.
+
+The outbox stays the record and the relay the safety net: whatever a publisher
+did not publish (the process died between commit and publish, NATS was down,
+the publisher's backlog was full) is still an unpublished row, and the relay
+publishes rows older than ``RELAY_SWEEP_AGE`` seconds. If both publish one
+event (a publisher slower than the sweep), JetStream drops the second copy as
+a duplicate of its message id, and the mark keeps the first time.
+
+``EVENT_PUBLISH_DELAY`` holds every publish back by that many seconds: a fault
+to inject (tests and the lab use it to open the window between commit and
+publish), never a setting for production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+
+import psycopg
+from django.conf import settings
+
+from . import bus, observe
+from .bus import Row, publish_rows
+from .pg import database_conninfo
+
+log = logging.getLogger(__name__)
+
+MARK = """
+    UPDATE events_storedevent SET published_at = clock_timestamp()
+    WHERE event_id = ANY(%s::uuid[]) AND published_at IS NULL
+"""
+# Rows waiting in one publisher beyond which it drops new ones (the relay sweeps them): NATS is away.
+MAX_BACKLOG = 10_000
+
+
+class Publisher:
+    """A thread that publishes committed outbox rows as soon as they are handed to it."""
+
+    def __init__(self, name: str, *, delay: float = 0.0, max_in_flight: int = 0, timeout: float = 0.0):
+        self.name = name
+        self.delay = delay
+        self.max_in_flight = max_in_flight or settings.RELAY_MAX_IN_FLIGHT
+        self.timeout = timeout or settings.RELAY_PUBLISH_TIMEOUT
+        self.published = 0
+        self._conninfo = database_conninfo()
+        self._rows: list[Row] = []
+        self._loop = asyncio.new_event_loop()
+        self._wake = asyncio.Event()
+        self._thread = threading.Thread(target=self._run, name=f"publisher-{name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, rows: list[Row]) -> None:
+        """Hand over rows just committed (from any thread); returns at once."""
+        self._loop.call_soon_threadsafe(self._take, rows)
+
+    def _take(self, rows: list[Row]) -> None:
+        if len(self._rows) + len(rows) > MAX_BACKLOG:
+            log.info("publisher %s: backlog full; %d events left to the relay", self.name, len(rows))
+            return
+        self._rows.extend(rows)
+        self._wake.set()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._main())
+
+    async def _main(self) -> None:
+        nc = await bus.connect(f"publisher-{self.name}")
+        js = nc.jetstream(publish_async_max_pending=self.max_in_flight)
+        db: psycopg.AsyncConnection | None = None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            rows, self._rows = self._rows, []
+            if not nc.is_connected:
+                continue  # the relay publishes them when NATS is back
+            acked = await publish_rows(js, rows, self.max_in_flight, self.timeout)
+            observe.relayed(rows, acked)
+            if not acked:
+                continue
+            try:
+                if db is None or db.closed:
+                    db = await psycopg.AsyncConnection.connect(**self._conninfo, autocommit=True)
+                await db.execute(MARK, [[row[1] for row in acked]])
+                self.published += len(acked)
+            except (psycopg.Error, OSError) as exc:
+                # Published but not marked: the relay publishes them again and JetStream drops the copies.
+                log.warning("publisher %s: cannot mark %d events published: %r", self.name, len(acked), exc)
+                db = None
+
+
+_name: str | None = None
+_publisher: Publisher | None = None
+_pid: int | None = None
+_lock = threading.Lock()
+
+
+def enable(name: str) -> None:
+    """Make this process publish the events it commits (if ``EVENT_PUBLISH_AFTER_COMMIT``); started on first use."""
+    global _name
+    _name = name if settings.EVENT_PUBLISH_AFTER_COMMIT else None
+
+
+def current() -> Publisher | None:
+    """Return this process's publisher, started on first use (after a fork, a new one), or None."""
+    global _publisher, _pid
+    if _name is None:
+        return None
+    if _publisher is None or _pid != os.getpid():
+        with _lock:
+            if _publisher is None or _pid != os.getpid():
+                _publisher = Publisher(_name, delay=settings.EVENT_PUBLISH_DELAY)
+                _pid = os.getpid()
+    return _publisher

@@ -1,0 +1,106 @@
+"""Publish after commit: each process publishes what it commits; the relay sweeps up after a crash.
+
+The window under test is between a transaction's commit and its publisher's
+publish: a process killed in it must lose nothing (the rows are still in the
+outbox, and the relay publishes them), and a publisher that publishes after the
+relay already did must double nothing (JetStream keeps one copy per event id).
+``EVENT_PUBLISH_DELAY`` holds the window open for as long as the test needs.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from events.models import ProcessedEvent, StoredEvent
+from shop.models import Order
+from tests.pipeline import run_async, stream_messages, wait_for
+from tests.test_faults import all_final, assert_each_effect_once
+
+pytestmark = pytest.mark.pipeline
+
+
+def start_workers(pipeline, **env: str):
+    """Start a worker process and wait until it consumes (it creates the streams the web publishes to)."""
+    workers = pipeline.workers(**env)
+    wait_for(lambda: "consuming shop-stock-projection" in workers.log_text(), 30, "the worker to consume")
+    return workers
+
+
+def place_over_http(base: str, count: int, sku: str = "A") -> list[str]:
+    with httpx.Client(timeout=30) as client:
+        answers = [
+            client.post(
+                f"{base}/api/orders", json={"email": f"c{i}@example.org", "lines": [{"sku": sku, "quantity": 1}]}
+            )
+            for i in range(count)
+        ]
+    assert [a.status_code for a in answers] == [202] * count
+    return [a.json()["id"] for a in answers]
+
+
+def assert_each_event_once_in_the_streams(nats_url: str, after_seq: int = 0) -> None:
+    """Every event stored after ``after_seq`` is in its stream exactly once; inventory applied each order once."""
+    events = StoredEvent.objects.filter(seq__gt=after_seq)
+    wait_for(lambda: not events.filter(published_at__isnull=True).exists(), 30, "every event published")
+    shop = events.filter(subject__startswith="shop.").count()
+    inventory = events.filter(subject__startswith="inventory.").count()
+    assert run_async(stream_messages(nats_url, "SHOP")) == shop
+    assert run_async(stream_messages(nats_url, "INVENTORY")) == inventory
+    assert (
+        ProcessedEvent.objects.filter(consumer="inventory").count()
+        == StoredEvent.objects.filter(type="OrderPlaced").count()
+    )
+
+
+def test_web_and_workers_publish_what_they_commit_with_no_relay_running(pipeline, make_product):
+    make_product("A", stock=100)
+    # The stock received above was recorded by this test, which has no publisher: with no relay,
+    # those events stay in the outbox. Everything after them is the processes' own.
+    before = StoredEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
+    start_workers(pipeline)
+    base = pipeline.web(1)
+    place_over_http(base, 10)
+
+    all_final(30)
+    assert Order.objects.filter(status=Order.Status.CONFIRMED).count() == 10
+    # No relay ran: the web published OrderPlaced, the worker StockReserved and OrderConfirmed.
+    assert_each_event_once_in_the_streams(pipeline.nats_url, after_seq=before)
+    assert_each_effect_once()
+
+
+def test_a_worker_killed_between_commit_and_publish_loses_nothing(pipeline, make_product):
+    make_product("A", stock=100)
+    # This worker's publisher holds every event for a minute: it commits reservations it never publishes.
+    doomed = start_workers(pipeline, EVENT_PUBLISH_DELAY="60")
+    base = pipeline.web(1)
+    orders = place_over_http(base, 8)
+    wait_for(lambda: StoredEvent.objects.filter(type="StockReserved").count() == 8, 30, "8 reservations committed")
+    assert not StoredEvent.objects.filter(type="StockReserved", published_at__isnull=False).exists()
+    doomed.kill()  # in the window: committed, acked, never published
+
+    pipeline.relay(RELAY_SWEEP_AGE="1")  # sweeps what no publisher published, once it is a second old
+    pipeline.workers()
+    all_final(60)
+    assert set(Order.objects.filter(status=Order.Status.CONFIRMED).values_list("id", flat=True)) == {
+        *map(uuid.UUID, orders)
+    }
+    assert_each_event_once_in_the_streams(pipeline.nats_url)
+    assert_each_effect_once()
+
+
+def test_a_publisher_slower_than_the_relay_doubles_nothing(pipeline, make_product):
+    make_product("A", stock=100)
+    # The web's publisher waits 2 s; the relay takes rows a tenth of a second old: both publish each OrderPlaced.
+    start_workers(pipeline)
+    base = pipeline.web(1, EVENT_PUBLISH_DELAY="2")
+    pipeline.relay(RELAY_SWEEP_AGE="0.1", RELAY_POLL_INTERVAL="0.05")
+    place_over_http(base, 6)
+    all_final(30)
+    web = next(p for p in pipeline.procs if p.name == "web")
+    # The late publisher publishes its copies; JetStream answers that it has them already.
+    wait_for(lambda: "were in the stream already" in web.log_text(), 30, "the web's late publishes")
+    assert_each_event_once_in_the_streams(pipeline.nats_url)
+    assert_each_effect_once()
