@@ -59,6 +59,18 @@ def stop_process_group(proc: subprocess.Popen | None, sig: int = signal.SIGTERM,
         pass
 
 
+def group_alive(pgid: int) -> bool:
+    """Return whether a process of group ``pgid`` still runs (zombies, which nobody may reap, do not)."""
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone while we looked
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
+
+
 def http_ok(url: str) -> bool:
     """Return whether ``url`` answers 200 within two seconds."""
     try:

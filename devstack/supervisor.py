@@ -3,7 +3,9 @@
 It starts PostgreSQL and NATS from their wheels (unless ``DATABASE_URL`` /
 ``NATS_URL`` are set), migrates, creates the streams, seeds the demo catalog
 when the database is empty, then runs the web server, the relay and the
-workers as children. A child that dies is restarted with a backoff. On
+workers as children. A child that dies is restarted with a backoff, and so
+is an embedded server, on the same data folder and ports, so its clients
+reconnect where they were and ``/readyz`` recovers by itself. On
 SIGINT/SIGTERM every child and server is stopped; if the supervisor itself is
 killed, the kernel signals each child (``PR_SET_PDEATHSIG``), so nothing is
 left behind. While it runs, ``.data/devstack/state.json`` tells other
@@ -26,7 +28,7 @@ from django.conf import settings
 
 from . import state
 from .embedded import EmbeddedError, EmbeddedNats, EmbeddedPostgres, free_port, live_command, web_command
-from .process import Process, http_ok, parent_death_signal
+from .process import Process, group_alive, http_ok, parent_death_signal
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MANAGE = str(BASE_DIR / "manage.py")
@@ -64,6 +66,32 @@ def _port_or_free(port: int) -> int:
 
 
 @dataclass
+class Backoff:
+    """When to try again after a process died: 1, 2, 4 … 30 s; the count resets after a minute up."""
+
+    restarts: int = 0
+    restart_at: float = 0.0
+    started_at: float = 0.0
+
+    def due(self, now: float) -> bool:
+        """Return whether the wait scheduled by ``schedule`` is over."""
+        return bool(self.restart_at) and now >= self.restart_at
+
+    def schedule(self, now: float) -> float:
+        """Start the wait before the next try; return its length in seconds."""
+        if now - self.started_at > 60:
+            self.restarts = 0
+        delay = min(2**self.restarts, 30)
+        self.restart_at = now + delay
+        return delay
+
+    def started(self, now: float) -> None:
+        self.restarts += 1
+        self.restart_at = 0.0
+        self.started_at = now
+
+
+@dataclass
 class Child:
     """One supervised process, its output echoed with its name, restarted with a backoff when it dies."""
 
@@ -71,28 +99,22 @@ class Child:
     command: list[str]
     env: dict[str, str]
     process: Process | None = None
-    started_at: float = 0.0
-    restarts: int = 0
-    restart_at: float = 0.0
+    backoff: Backoff = field(default_factory=Backoff)
 
     def start(self) -> None:
         self.process = Process(self.name, self.command, self.env, echo=True).start()
-        self.started_at = time.monotonic()
+        self.backoff.started_at = time.monotonic()
 
     def check(self, say) -> None:
-        """Restart the process if it died: after 1, 2, 4 … 30 s; the backoff resets after a minute up."""
+        """Restart the process if it died, after its backoff."""
         if self.process is None or self.process.alive():
             return
         now = time.monotonic()
-        if not self.restart_at:
-            if now - self.started_at > 60:
-                self.restarts = 0
-            delay = min(2**self.restarts, 30)
+        if not self.backoff.restart_at:
+            delay = self.backoff.schedule(now)
             say(f"{self.name} exited with code {self.process.returncode}; restarting in {delay}s")
-            self.restart_at = now + delay
-        elif now >= self.restart_at:
-            self.restarts += 1
-            self.restart_at = 0.0
+        elif self.backoff.due(now):
+            self.backoff.started(now)
             self.start()
             say(f"{self.name} restarted (pid {self.process.proc.pid})")
 
@@ -100,6 +122,50 @@ class Child:
         """SIGTERM the child's process group, then SIGKILL it if it lingers."""
         if self.process is not None:
             self.process.stop(timeout=timeout)
+
+
+@dataclass
+class Server:
+    """An embedded PostgreSQL or nats-server, restarted on its data folder and ports when it dies.
+
+    Its clients need no restart: NATS clients reconnect forever (``events.bus.connect``),
+    and a pooled PostgreSQL connection that broke is dropped by the pool when handed back.
+    """
+
+    name: str
+    server: EmbeddedPostgres | EmbeddedNats
+    backoff: Backoff = field(default_factory=Backoff)
+
+    def alive(self) -> bool:
+        """Return whether the server, or any process of its group, still runs.
+
+        A PostgreSQL killed with SIGKILL leaves its backends behind for a moment; a new
+        server must not start beside them on the same data folder.
+        """
+        proc = self.server.proc
+        return proc is not None and (proc.poll() is None or group_alive(proc.pid))
+
+    def check(self, say) -> None:
+        """Start the server again if it died, after its backoff; a failed start waits longer."""
+        if self.alive():
+            return
+        now = time.monotonic()
+        if not self.backoff.restart_at:
+            code = self.server.proc.returncode if self.server.proc is not None else None
+            delay = self.backoff.schedule(now)
+            say(f"{self.name} exited with code {code}; restarting in {delay}s on the same data and port")
+        elif self.backoff.due(now):
+            self.backoff.started(now)
+            try:
+                self.server.start()  # the same data folder, port and monitoring port
+            except EmbeddedError as exc:
+                self.server.stop()  # one that started but never became ready
+                say(f"{self.name} did not start again ({exc}); retrying in {self.backoff.schedule(now)}s")
+                return
+            say(f"{self.name} restarted (pid {self.server.proc.pid})")
+
+    def stop(self) -> None:
+        self.server.stop()
 
 
 @dataclass
@@ -115,7 +181,7 @@ class Devstack:
     fresh: bool = False
     data_dir: Path = BASE_DIR / ".data" / "devstack"
     children: list[Child] = field(default_factory=list)
-    servers: list = field(default_factory=list)
+    servers: list[Server] = field(default_factory=list)
     stopping: bool = False
 
     def __post_init__(self) -> None:
@@ -139,6 +205,8 @@ class Devstack:
             self._start_children(env)
             self._wait_ready()
             while not self.stopping:
+                for server in self.servers:
+                    server.check(self.say)
                 for child in self.children:
                     child.check(self.say)
                 time.sleep(0.5)
@@ -176,7 +244,7 @@ class Devstack:
         env.setdefault("LOG_FLOW", "1")  # one log line per request and per event: grep an order id
         if not env.get("DATABASE_URL"):
             pg = EmbeddedPostgres(self.data_dir / "pg")
-            self.servers.append(pg)
+            self.servers.append(Server("postgres", pg))
             env["DATABASE_URL"] = pg.start()
             self.say(f"embedded PostgreSQL on {env['DATABASE_URL']} (pid {pg.proc.pid})")
         if not env.get("NATS_URL"):
@@ -193,7 +261,9 @@ class Devstack:
                 "live_url": f"http://127.0.0.1:{self.live_port}/",
                 "live_processes": self.live,
                 "nats_monitor_urls": [
-                    f"http://127.0.0.1:{s.monitor_port}" for s in self.servers if isinstance(s, EmbeddedNats)
+                    f"http://127.0.0.1:{s.server.monitor_port}"
+                    for s in self.servers
+                    if isinstance(s.server, EmbeddedNats)
                 ],
             },
         )
@@ -212,7 +282,7 @@ class Devstack:
             )
             node.start(wait=False)
             nodes.append(node)
-            self.servers.append(node)
+            self.servers.append(Server(node.name, node))
         for node in nodes:
             node.wait_ready()
         url = ",".join(node.url for node in nodes)

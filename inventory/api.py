@@ -6,10 +6,39 @@ from django.http import JsonResponse
 
 from accounts.auth import staff_required
 from web.api import ApiError, api_view, json_body, positive_int
+from web.openapi import ERROR, Component, errors, operation
 
 from .models import StockItem
 from .selectors import stock_get
 from .services import UnknownSku, stock_receive
+
+STOCK = Component(
+    "Stock",
+    {
+        "type": "object",
+        "required": ["sku", "on_hand", "reserved", "available", "version"],
+        "properties": {
+            "sku": {"type": "string"},
+            "on_hand": {"type": "integer", "minimum": 0},
+            "reserved": {"type": "integer", "minimum": 0},
+            "available": {"type": "integer", "minimum": 0},
+            "version": {"type": "integer", "minimum": 0, "description": "the number of stock facts of this SKU"},
+        },
+    },
+)
+RESTOCK = Component(
+    "Restock",
+    lambda: {
+        "type": "object",
+        "required": ["quantity"],
+        "additionalProperties": False,
+        "properties": {"quantity": {"type": "integer", "minimum": 1, "maximum": settings.RESTOCK_MAX_QUANTITY}},
+    },
+)
+STAFF_ONLY = {
+    401: ("no valid token or staff session", ERROR),
+    403: ("not staff (or a session write without CSRF)", ERROR),
+}
 
 
 def _stock_json(item: StockItem) -> dict:
@@ -29,12 +58,30 @@ def _item_or_404(sku: str) -> StockItem:
     return item
 
 
+@operation(
+    "Show a SKU's stock (staff)",
+    {200: ("its stock", STOCK), **STAFF_ONLY, **errors(429, _404="no stock item")},
+    staff=True,
+    tag="inventory",
+)
 @api_view("GET")
 @staff_required
 def stock_detail(request, sku: str):
     return JsonResponse(_stock_json(_item_or_404(sku)))
 
 
+@operation(
+    "Receive stock of a SKU (staff)",
+    {
+        202: ("received; its new stock", STOCK),
+        **STAFF_ONLY,
+        **errors(400, 413, 415, 429, _404="no stock item"),
+        422: ("quantity invalid, or stock on hand would be too large", ERROR),
+    },
+    body=RESTOCK,
+    staff=True,
+    tag="inventory",
+)
 @api_view("POST")
 @staff_required
 def stock_restock(request, sku: str):

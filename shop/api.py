@@ -10,8 +10,9 @@ from django.core.validators import validate_email
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 
-from events.base import is_sku
+from events.base import SKU_PATTERN, is_sku
 from web.api import ApiError, api_view, json_body, positive_int
+from web.openapi import ERROR, Component, errors, operation
 
 from .live import availability
 from .models import Order, Product
@@ -21,6 +22,117 @@ from .services import CannotCancel, IdempotencyConflict, LineRequest, UnknownPro
 ORDER_FIELDS = {"email", "lines"}
 LINE_FIELDS = {"sku", "quantity"}
 MAX_KEY_LENGTH = 200
+
+
+SKU = {"type": "string", "pattern": SKU_PATTERN.pattern.removesuffix(r"\Z").join("^$")}
+MONEY = {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]{2}$", "examples": ["12.50"]}
+PRODUCT = Component(
+    "Product",
+    {
+        "type": "object",
+        "required": ["sku", "name", "description", "price", "currency", "category", "url", "image_url", "available"],
+        "properties": {
+            "sku": SKU,
+            "name": {"type": "string"},
+            "description": {"type": "string"},
+            "price": MONEY,
+            "currency": {"type": "string", "minLength": 3, "maxLength": 3},
+            "category": {"type": "string"},
+            "url": {"type": "string", "format": "uri", "description": "its storefront page"},
+            "image_url": {"type": "string"},
+            "available": {"type": "integer"},
+            "stock_status": {"enum": ["in_stock", "low_stock", "sold_out"]},
+        },
+    },
+)
+PRODUCT_PAGE = Component(
+    "ProductPage",
+    {
+        "type": "object",
+        "required": ["items", "page", "pages"],
+        "properties": {
+            "items": {"type": "array", "items": PRODUCT},
+            "page": {"type": "integer", "minimum": 1},
+            "pages": {"type": "integer", "minimum": 0},
+        },
+    },
+)
+ORDER = Component(
+    "Order",
+    {
+        "type": "object",
+        "required": ["id", "status", "lines", "total", "currency", "created_at", "timeline", "status_url"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "status": {"enum": ["pending", "confirmed", "rejected", "cancelled"]},
+            "reason": {"type": "string", "description": "why it was rejected or cancelled"},
+            "email": {"type": "string"},
+            "lines": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["sku", "name", "unit_price", "quantity"],
+                    "properties": {
+                        "sku": SKU,
+                        "name": {"type": "string"},
+                        "unit_price": MONEY,
+                        "quantity": {"type": "integer", "minimum": 1},
+                    },
+                },
+            },
+            "total": MONEY,
+            "currency": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "timeline": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["type", "at"],
+                    "properties": {
+                        "type": {"type": "string"},
+                        "at": {"type": "string", "format": "date-time"},
+                        "detail": {"type": "string"},
+                    },
+                },
+            },
+            "status_url": {"type": "string", "format": "uri"},
+        },
+    },
+)
+
+
+def _order_request() -> dict:
+    return {
+        "type": "object",
+        "required": ["email", "lines"],
+        "additionalProperties": False,
+        "description": "Prices come from the catalog, never from the body.",
+        "properties": {
+            "email": {"type": "string", "format": "email", "maxLength": 254},
+            "lines": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": settings.ORDER_MAX_LINES,
+                "items": {
+                    "type": "object",
+                    "required": ["sku", "quantity"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "sku": SKU,
+                        "quantity": {"type": "integer", "minimum": 1, "maximum": settings.ORDER_MAX_QUANTITY},
+                    },
+                },
+            },
+        },
+    }
+
+
+ORDER_REQUEST = Component("OrderRequest", _order_request)
+IDEMPOTENCY_KEY = (
+    "Idempotency-Key",
+    {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+    "same key and same body: the same order; same key, another body: 409",
+)
 
 
 def product_json(request: HttpRequest, product: Product, available: int) -> dict:
@@ -72,6 +184,15 @@ def _text_param(request: HttpRequest, name: str, limit: int) -> str:
     return value
 
 
+@operation(
+    "List the catalog, a page at a time",
+    {200: ("a page of products", PRODUCT_PAGE), **errors(400, 429)},
+    query=(
+        ("q", {"type": "string"}, "words of the name or description"),
+        ("category", {"type": "string"}, "a category slug"),
+        ("page", {"type": "string", "pattern": "^[0-9]+$"}, "the page, from 1"),
+    ),
+)
 @api_view("GET")
 def products(request: HttpRequest):
     page = _page(request.GET.get("page", "1"))
@@ -83,6 +204,7 @@ def products(request: HttpRequest):
     )
 
 
+@operation("Show one product with its stock", {200: ("the product", PRODUCT), **errors(429, _404="no such product")})
 @api_view("GET")
 def product(request: HttpRequest, sku: str):
     found = product_get(sku=sku)
@@ -164,6 +286,16 @@ def _place(*, email: str, lines: list[LineRequest], key: str | None) -> Order:
         raise ApiError(409, "idempotency_conflict", "this Idempotency-Key was used with another request") from None
 
 
+@operation(
+    "Place an order; inventory decides it by events (poll status_url or its websocket)",
+    {
+        202: ("accepted, pending (or the order this Idempotency-Key placed before)", ORDER),
+        **errors(400, 413, 415, 429, _409="this Idempotency-Key was used with another body"),
+        422: ("a field is invalid, unknown, or names no product of the catalog", ERROR),
+    },
+    body=ORDER_REQUEST,
+    headers=(IDEMPOTENCY_KEY,),
+)
 @api_view("POST")
 def orders(request: HttpRequest):
     key = _idempotency_key(request)
@@ -181,11 +313,19 @@ def _order_or_404(order_id: uuid.UUID) -> Order:
     return order
 
 
+@operation("Show an order, its status and timeline", {200: ("the order", ORDER), **errors(429, _404="no such order")})
 @api_view("GET")
 def order(request: HttpRequest, order_id: uuid.UUID):
     return JsonResponse(order_json(request, _order_or_404(order_id)))
 
 
+@operation(
+    "Cancel an order; what it holds goes back to stock",
+    {
+        202: ("cancelled", ORDER),
+        **errors(429, _404="no such order", _409="the order can no longer be cancelled"),
+    },
+)
 @api_view("POST")
 def order_cancel_view(request: HttpRequest, order_id: uuid.UUID):
     _order_or_404(order_id)

@@ -42,6 +42,7 @@ def api_view(*methods: str) -> Callable:
             except ApiError as exc:
                 return error_response(exc.status, exc.code, exc.message, exc.fields)
 
+        wrapper.methods = methods  # read by web.openapi
         wrapper.csrf_exempt = True  # token or idempotency-key clients; session writes check CSRF themselves
         return wrapper
 

@@ -8,7 +8,26 @@ from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 
+from .openapi import Component, operation
 
+PROBE = Component(
+    "Probe",
+    {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {"enum": ["ok", "ready", "unavailable"]},
+            "checks": {
+                "type": "object",
+                "description": "database and nats: each {status, ms} or {status: unavailable, error}",
+                "additionalProperties": {"type": "object", "required": ["status"]},
+            },
+        },
+    },
+)
+
+
+@operation("Liveness: the process serves requests", {200: ("alive", PROBE)}, tag="probes")
 def healthz(request):
     """Answer 200 while the process serves requests."""
     return JsonResponse({"status": "ok"})
@@ -32,6 +51,11 @@ def _check_nats() -> str:
     return "ok"
 
 
+@operation(
+    "Readiness: PostgreSQL and NATS reachable",
+    {200: ("ready", PROBE), 503: ("the database or NATS is unreachable (named in checks)", PROBE)},
+    tag="probes",
+)
 def readyz(request):
     """Answer 200 when PostgreSQL and NATS are reachable, 503 otherwise, naming each."""
     checks, ready = {}, True
