@@ -163,8 +163,12 @@ def message_headers(event_id: str, traceparent: str | None) -> dict[str, str]:
 Row = tuple
 
 
-async def publish_rows(js, rows: list[Row], max_in_flight: int, timeout: float) -> list[Row]:
-    """Publish rows in order, up to ``max_in_flight`` awaiting their ack; return those JetStream acknowledged."""
+async def publish_rows(js, rows: list[Row], max_in_flight: int, timeout: float) -> tuple[list[Row], set[str]]:
+    """Publish rows in order, up to ``max_in_flight`` awaiting their ack.
+
+    Return the rows JetStream acknowledged, and the ids of those it already had
+    (published before by another publisher or the relay: it kept one copy).
+    """
     futures = []
     for i, row in enumerate(rows):
         _, event_id, subject, payload, traceparent, *_ = row
@@ -180,7 +184,7 @@ async def publish_rows(js, rows: list[Row], max_in_flight: int, timeout: float) 
             log.warning("publish of %s failed: %r", subject, exc)
             break
         futures.append((row, time.monotonic(), future))
-    acked, duplicates = [], 0
+    acked, duplicates = [], set()
     for row, sent_at, future in futures:
         remaining = max(0.01, timeout - (time.monotonic() - sent_at))
         try:
@@ -190,7 +194,10 @@ async def publish_rows(js, rows: list[Row], max_in_flight: int, timeout: float) 
             future.cancel()
             continue
         acked.append(row)
-        duplicates += bool(getattr(ack, "duplicate", False))
+        if getattr(ack, "duplicate", False):
+            duplicates.add(row[1])
     if duplicates:
-        log.info("%d of %d events were in the stream already: JetStream kept one copy of each", duplicates, len(rows))
-    return acked
+        log.info(
+            "%d of %d events were in the stream already: JetStream kept one copy of each", len(duplicates), len(rows)
+        )
+    return acked, duplicates

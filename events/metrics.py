@@ -35,8 +35,13 @@ BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
 # --- the outbox and the relay
 RECORDED = Counter("events_recorded_total", "Events committed to the outbox, by type.", ["type"])
-PUBLISHED = Counter("events_published_total", "Events the relay published and JetStream acknowledged.", ["type"])
-PUBLISH_FAILURES = Counter("events_publish_failures_total", "Outbox rows the relay could not get acknowledged.")
+PUBLISHED = Counter(
+    "events_published_total", "Events published (after commit, or by the relay) and acknowledged.", ["type"]
+)
+PUBLISH_FAILURES = Counter("events_publish_failures_total", "Outbox rows a publish could not get acknowledged.")
+PUBLISH_DUPLICATES = Counter(
+    "events_publish_duplicates_total", "Publishes JetStream acknowledged as copies of an event it had (kept once)."
+)
 RELAY_LAG = Histogram(
     "events_relay_lag_seconds",
     "Seconds from an event's commit to its publication (commit → publish).",

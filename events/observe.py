@@ -48,12 +48,15 @@ def recorded(envelopes) -> None:
 # --- relay
 
 
-def relayed(rows: list[tuple], acked: list[tuple]) -> None:
-    """Count what the relay (or a publisher) published, and how long it waited in the outbox."""
+def relayed(rows: list[tuple], acked: list[tuple], duplicates: set[str] = frozenset()) -> None:
+    """Count what the relay (or a publisher) published first, and how long it waited in the outbox."""
     done = {row[1] for row in acked}
     failures = len(rows) - len(done)
     if failures:
         metrics.PUBLISH_FAILURES.inc(failures)
+    if duplicates:
+        metrics.PUBLISH_DUPLICATES.inc(len(duplicates))
+        done -= duplicates
     # rows: (seq, event_id, subject, payload, traceparent, type, occurred_at), as the relay claims them
     for _, event_id, subject, payload, traceparent, kind, occurred in rows:
         if event_id not in done:

@@ -86,8 +86,8 @@ class Publisher:
             rows, self._rows = self._rows, []
             if not nc.is_connected:
                 continue  # the relay publishes them when NATS is back
-            acked = await publish_rows(js, rows, self.max_in_flight, self.timeout)
-            observe.relayed(rows, acked)
+            acked, duplicates = await publish_rows(js, rows, self.max_in_flight, self.timeout)
+            observe.relayed(rows, acked, duplicates)
             if not acked:
                 continue
             try:

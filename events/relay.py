@@ -160,9 +160,9 @@ class Relay:
             rows = await claimed.fetchall()
             if not rows:
                 return 0, 0
-            acked = await publish_rows(js, rows, self.max_in_flight, self.publish_timeout)
+            acked, duplicates = await publish_rows(js, rows, self.max_in_flight, self.publish_timeout)
             if acked:
                 await db.execute(MARK, [[row[0] for row in acked]])
-        observe.relayed(rows, acked)
+        observe.relayed(rows, acked, duplicates)
         self.published += len(acked)
         return len(acked), len(rows) - len(acked)
