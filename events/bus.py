@@ -197,7 +197,5 @@ async def publish_rows(js, rows: list[Row], max_in_flight: int, timeout: float) 
         if getattr(ack, "duplicate", False):
             duplicates.add(row[1])
     if duplicates:
-        log.info(
-            "%d of %d events were in the stream already: JetStream kept one copy of each", len(duplicates), len(rows)
-        )
+        log.debug("%d of %d events were in the stream already (kept once)", len(duplicates), len(rows))
     return acked, duplicates
