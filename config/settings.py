@@ -266,6 +266,10 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="console")
 # One line per HTTP request and per event recorded, published and handled (the devstack turns it on).
 LOG_FLOW = env.bool("LOG_FLOW", default=False)
+# https://docs.python.org/3/library/logging.handlers.html#watchedfilehandler
+# Where the flow's lines go instead of the console (the devstack: .data/devstack/flow.log); every process
+# appends to it, so one grep of an order id there tells its whole story.
+LOG_FLOW_FILE = env.str("LOG_FLOW_FILE", default="")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -274,13 +278,32 @@ LOGGING = {
         "json": {"()": "events.logcontext.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "console"}
+        "console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "console"},
+        **(
+            {
+                "flow_file": {
+                    "class": "logging.handlers.WatchedFileHandler",
+                    "filename": LOG_FLOW_FILE,
+                    "formatter": "json" if LOG_FORMAT == "json" else "console",
+                },
+                "console_warnings": {
+                    "class": "logging.StreamHandler",
+                    "level": "WARNING",
+                    "formatter": "json" if LOG_FORMAT == "json" else "console",
+                },
+            }
+            if LOG_FLOW_FILE
+            else {}
+        ),
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "nats": {"level": "WARNING"},
         "django.request": {"level": "ERROR"},
-        "events.flow": {"level": "INFO" if LOG_FLOW else "WARNING"},
+        "events.flow": {
+            "level": "INFO" if LOG_FLOW else "WARNING",
+            **({"handlers": ["flow_file", "console_warnings"], "propagate": False} if LOG_FLOW_FILE else {}),
+        },
     },
 }
 
