@@ -319,3 +319,6 @@ METRICS_PORT = env.int("METRICS_PORT", default=0)
 TRACING_OTEL = env.bool("TRACING_OTEL", default=False)
 # Ops page: how many recent orders the per-hop latency chart shows.
 OPS_RECENT_ORDERS = env.int("OPS_RECENT_ORDERS", default=30)
+# Ops page: how long its history of figures is kept (each WSGI web process samples them once a second,
+# one row a second in ops_sample); 0 turns the sampling off.
+OPS_HISTORY_MINUTES = env.int("OPS_HISTORY_MINUTES", default=15)
