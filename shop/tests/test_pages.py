@@ -326,7 +326,9 @@ def test_the_order_page_cancels_an_order_placed_from_this_browser(client):
     page = client.get(f"/orders/{order.id}/").content.decode()
     assert "Your order is cancelled" in page and 'id="cancel-form" class="actions" hidden' in page
     client.post(f"/orders/{order.id}/cancel/")
-    assert "This order can no longer be cancelled: it is cancelled." in client.get(f"/orders/{order.id}/").content.decode()
+    assert (
+        "This order can no longer be cancelled: it is cancelled." in client.get(f"/orders/{order.id}/").content.decode()
+    )
 
 
 def test_a_rejection_names_the_products_not_their_skus(client):

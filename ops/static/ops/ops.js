@@ -15,7 +15,7 @@ function el(name, attrs, parent) {
   return node;
 }
 
-function nice(x) { return x >= 100 ? x.toFixed(0) : x >= 1 ? x.toFixed(1) : x.toFixed(3); }
+function nice(x) { return x === 0 ? "0" : x >= 100 ? x.toFixed(0) : x >= 1 ? x.toFixed(1) : x.toFixed(3); }
 function utc(seconds) { return new Date(seconds * 1000).toISOString().slice(11, 19) + " UTC"; }
 
 // The legend of a chart, in the page's own text size: each series' colour, name and latest value.
