@@ -54,6 +54,14 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def cmdline(pid: int) -> str:
+    """Return a process's command line, or "" if it exited meanwhile."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
 @pytest.fixture
 def devstack(tmp_path):
     """Start `manage.py devstack` with its own embedded servers in a temporary folder."""
@@ -110,7 +118,7 @@ def test_devstack_serves_the_demo_restarts_a_dead_child_and_leaves_nothing_behin
         assert check.returncode == 0, check.stdout + check.stderr
 
     family = descendants(proc.pid)
-    workers = [p for p in family if "run_workers" in Path(f"/proc/{p}/cmdline").read_text()]
+    workers = [p for p in family if "run_workers" in cmdline(p)]
     os.kill(workers[0], signal.SIGKILL)
     wait_for(lambda: out.has("workers-1 restarted"), 30, "the worker to be restarted")
 

@@ -146,6 +146,7 @@ def test_an_order_is_cancelled_from_its_page_and_its_stock_goes_back(shop, conte
     page.wait_for_selector("#order[data-status=cancelled]")
     expect(page.locator(".messages")).to_contain_text("Your order is cancelled")
     expect(page.locator("#cancel-form")).to_be_hidden()
-    expect(page.locator("#timeline li[data-type=StockReleased]")).to_have_count(1)  # live, from the inventory
     projected("CXL-1", 10)
+    # live, from the inventory
+    expect(page.locator("#timeline li[data-type=StockReleased]")).to_have_count(1, timeout=30_000)
     assert re.search(r"OrderCancelled", page.inner_text("#timeline"))
