@@ -12,14 +12,27 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
-install: $(STAMP)
+# The browser tests drive Debian's chromium (Playwright never downloads a browser): installed here as root
+# with apt-get, else one line says how, before anything runs.
+CHROMIUM ?= /usr/bin/chromium
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium for the browser tests (apt-get install chromium)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "error: the browser tests need $(CHROMIUM): run 'sudo apt-get install -y chromium' (or set CHROMIUM=/path/to/chromium), then make test again" >&2; \
+	  exit 1; \
+	fi
+
+install: $(STAMP) $(CHROMIUM)
 
 ## make demo: the whole system on http://127.0.0.1:8000/ (Ctrl-C stops everything)
 demo: $(STAMP)
 	$(PY) manage.py devstack $(DEVSTACK_ARGS)
 
 ## make test: the whole suite against real PostgreSQL and NATS (embedded unless DATABASE_URL / NATS_URL)
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(PY) -m devstack.embedded -- $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -36,7 +49,7 @@ bench: $(STAMP)
 	$(PY) -m devstack.embedded -- $(PY) -m loadtests.bench $(BENCH_ARGS)
 
 ## make loadtest: Locust, headless, against the running `make demo` (or LOCUST_HOST); report + invariant check
-loadtest: $(STAMP)
+loadtest: $(STAMP) $(CHROMIUM)
 	$(PY) -m loadtests $(LOADTEST_ARGS)
 
 clean:

@@ -278,6 +278,10 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="console")
 # One line per HTTP request and per event recorded, published and handled (the devstack turns it on).
 LOG_FLOW = env.bool("LOG_FLOW", default=False)
+# https://docs.python.org/3/library/logging.handlers.html#watchedfilehandler
+# Where the flow's lines go instead of the console (the devstack: .data/devstack/flow.log); every process
+# appends to it, so one grep of an order id there tells its whole story.
+LOG_FLOW_FILE = env.str("LOG_FLOW_FILE", default="")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -286,13 +290,32 @@ LOGGING = {
         "json": {"()": "events.logcontext.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "console"}
+        "console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "console"},
+        **(
+            {
+                "flow_file": {
+                    "class": "logging.handlers.WatchedFileHandler",
+                    "filename": LOG_FLOW_FILE,
+                    "formatter": "json" if LOG_FORMAT == "json" else "console",
+                },
+                "console_warnings": {
+                    "class": "logging.StreamHandler",
+                    "level": "WARNING",
+                    "formatter": "json" if LOG_FORMAT == "json" else "console",
+                },
+            }
+            if LOG_FLOW_FILE
+            else {}
+        ),
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "nats": {"level": "WARNING"},
         "django.request": {"level": "ERROR"},
-        "events.flow": {"level": "INFO" if LOG_FLOW else "WARNING"},
+        "events.flow": {
+            "level": "INFO" if LOG_FLOW else "WARNING",
+            **({"handlers": ["flow_file", "console_warnings"], "propagate": False} if LOG_FLOW_FILE else {}),
+        },
     },
 }
 
@@ -308,3 +331,6 @@ METRICS_PORT = env.int("METRICS_PORT", default=0)
 TRACING_OTEL = env.bool("TRACING_OTEL", default=False)
 # Ops page: how many recent orders the per-hop latency chart shows.
 OPS_RECENT_ORDERS = env.int("OPS_RECENT_ORDERS", default=30)
+# Ops page: how long its history of figures is kept (each WSGI web process samples them once a second,
+# one row a second in ops_sample); 0 turns the sampling off.
+OPS_HISTORY_MINUTES = env.int("OPS_HISTORY_MINUTES", default=15)

@@ -10,3 +10,8 @@ application = get_wsgi_application()
 from events import publisher  # noqa: E402
 
 publisher.enable("web")  # events committed here are published at once (docs/architecture.md)
+
+# The ops page's history of figures: one sampler thread in each web process (ops/history.py).
+from ops import history  # noqa: E402  (after the settings are set up)
+
+history.start()

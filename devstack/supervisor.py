@@ -37,14 +37,17 @@ MANAGE = str(BASE_DIR / "manage.py")
 SEED_COMMAND = ("seed_demo", "--if-empty")
 
 
-def where_to_look(port: int, live_port: int, live: int) -> list[str]:
-    """Return the lines that tell where the running demo's pages are."""
+def where_to_look(port: int, live_port: int, live: int, flow_log: str = "") -> list[str]:
+    """Return the lines that tell where the running demo's pages (and its flow log) are."""
     base = f"http://127.0.0.1:{port}"
-    return [
+    lines = [
         f"ready: storefront {base}/ · API {base}/api/products · staff pages /staff/ (admin/admin) · websockets on "
         f"port {live_port} ({live} ASGI processes) · Ctrl-C stops everything",
         f"ops page {base}/ops/ (staff) · metrics {base}/metrics · readiness {base}/readyz",
     ]
+    if flow_log:
+        lines.append(f"every request and event is logged to {flow_log}: grep an order id there for its story")
+    return lines
 
 
 class DevstackError(RuntimeError):
@@ -58,6 +61,9 @@ class _Stop(BaseException):
 def _port_or_free(port: int) -> int:
     """Return ``port`` if nothing listens on it, else any free port."""
     with socket.socket() as sock:
+        # As the servers bind (granian sets SO_REUSEADDR): a port left in TIME_WAIT by a killed run is free
+        # to them, so it is free here too (https://man7.org/linux/man-pages/man7/socket.7.html).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -183,6 +189,7 @@ class Devstack:
     children: list[Child] = field(default_factory=list)
     servers: list[Server] = field(default_factory=list)
     stopping: bool = False
+    flow_file: str = ""  # where the flow log goes, said in the ready lines
 
     def __post_init__(self) -> None:
         self.live_port = self.live_port or _port_or_free(self.port + 1)
@@ -190,6 +197,10 @@ class Devstack:
     @property
     def state_file(self) -> Path:
         return self.data_dir / "state.json"
+
+    @property
+    def flow_log(self) -> Path:
+        return self.data_dir / "flow.log"
 
     def say(self, message: str) -> None:
         print(f"[devstack] {message}", flush=True)
@@ -242,6 +253,13 @@ class Devstack:
         metrics_dir.mkdir()
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         env.setdefault("LOG_FLOW", "1")  # one log line per request and per event: grep an order id
+        # ... in a file, not on the terminal, which keeps the ready line and the errors (a new file each run).
+        if "LOG_FLOW_FILE" not in env:
+            env["LOG_FLOW_FILE"] = str(self.flow_log)
+            self.flow_log.write_text("")
+        flow = Path(env["LOG_FLOW_FILE"]).resolve() if env["LOG_FLOW_FILE"] else None
+        if flow and env["LOG_FLOW"].lower() not in ("0", "false", "off", "no", ""):
+            self.flow_file = str(flow.relative_to(BASE_DIR) if flow.is_relative_to(BASE_DIR) else flow)
         if not env.get("DATABASE_URL"):
             pg = EmbeddedPostgres(self.data_dir / "pg")
             self.servers.append(Server("postgres", pg))
@@ -339,7 +357,7 @@ class Devstack:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not self.stopping:
             if http_ok(url) and self._live_ready():
-                for line in where_to_look(self.port, self.live_port, self.live):
+                for line in where_to_look(self.port, self.live_port, self.live, self.flow_file):
                     self.say(line)
                 return
             time.sleep(0.2)

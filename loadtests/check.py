@@ -137,6 +137,12 @@ def form_page_problem(status: int, html: str, *fields: str) -> str | None:
 
 
 ORDER_PAGE = re.compile(r"/orders/([0-9a-f-]{36})/$")
+STOCK_REFUSAL = re.compile(r"sold out|Only \d+ of .+ available")
+
+
+def stock_refusal_problem(html: str) -> str | None:
+    """Check a form's 409: the page says the stock cannot cover it (sold out, or only so many left)."""
+    return None if STOCK_REFUSAL.search(html) else "HTTP 409 without saying what the stock allows"
 
 
 def redirect_problem(status: int, location: str, expected: str | re.Pattern) -> str | None:

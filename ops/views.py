@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 
 from django.conf import settings
@@ -15,7 +16,7 @@ from events import metrics
 from events.models import DeadLetter
 from web.api import ApiError, api_view
 
-from . import selectors
+from . import history, selectors
 from .services import AlreadyReplayed, ReplayUnavailable, dead_letter_replay
 
 
@@ -26,7 +27,22 @@ def prometheus(request: HttpRequest) -> HttpResponse:
 
 @user_passes_test(lambda user: user.is_active and user.is_staff)  # else to the staff login page
 def page(request: HttpRequest) -> HttpResponse:
-    return render(request, "ops/page.html", {"hops": selectors.HOPS})
+    context = {"hops": selectors.HOPS, "history_minutes": settings.OPS_HISTORY_MINUTES}
+    return render(request, "ops/page.html", context)
+
+
+@api_view("GET")
+@staff_required
+def samples(request: HttpRequest) -> JsonResponse:
+    """Answer the history of figures after ``?since=`` (unix seconds; default: all that is kept)."""
+    raw = request.GET.get("since", "0")
+    try:
+        since = float(raw)
+    except ValueError:
+        since = math.nan
+    if not math.isfinite(since) or since < 0:
+        raise ApiError(400, "bad_since", "since: unix seconds, a number ≥ 0", {"since": "not a number ≥ 0"})
+    return JsonResponse({"samples": history.history(since=since), "window": settings.OPS_HISTORY_MINUTES * 60})
 
 
 @api_view("GET")

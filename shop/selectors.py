@@ -68,3 +68,18 @@ def order_get(*, order_id: str) -> Order | None:
 def orders_stuck(*, older_than: timedelta) -> list[Order]:
     """Return orders still pending after ``older_than``."""
     return list(Order.objects.filter(status=Order.Status.PENDING, created_at__lt=timezone.now() - older_than))
+
+
+def order_latencies(*, decided_within: timedelta, placed_within: timedelta) -> list[float]:
+    """Return place → confirmed seconds of the orders confirmed in the last ``decided_within``, sorted.
+
+    Only orders placed in the last ``placed_within`` are looked at, so the read stays on a bounded range
+    of the (status, created_at) index whatever the size of the table.
+    """
+    now = timezone.now()
+    rows = Order.objects.filter(
+        status=Order.Status.CONFIRMED,
+        created_at__gte=now - placed_within,
+        updated_at__gte=now - decided_within,
+    ).values_list("created_at", "updated_at")
+    return sorted(max(0.0, (decided - placed).total_seconds()) for placed, decided in rows)

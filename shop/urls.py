@@ -12,4 +12,5 @@ urlpatterns = [
     path("checkout/", views.checkout, name="checkout"),
     path("orders/", views.my_orders, name="my-orders"),
     path("orders/<uuid:order_id>/", views.order, name="order"),
+    path("orders/<uuid:order_id>/cancel/", views.order_cancel_page, name="order-cancel"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -53,6 +54,14 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def cmdline(pid: int) -> str:
+    """Return a process's command line, or "" if it exited meanwhile."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
 @pytest.fixture
 def devstack(tmp_path):
     """Start `manage.py devstack` with its own embedded servers in a temporary folder."""
@@ -91,6 +100,15 @@ def test_devstack_serves_the_demo_restarts_a_dead_child_and_leaves_nothing_behin
     order = httpx.post(f"{base}/api/orders", json={"email": "e@example.org", "lines": [{"sku": sku, "quantity": 1}]})
     assert order.status_code == 202
     wait_for(lambda: httpx.get(order.json()["status_url"]).json()["status"] == "confirmed", 30, "confirmation")
+    # The terminal keeps the ready lines; the flow log holds the order's story, one grep away.
+    order_id = order.json()["id"]
+    flow = data / "flow.log"
+    assert out.has(f"logged to {flow.resolve()}: grep an order id")
+    story = lambda: [line for line in flow.read_text().splitlines() if order_id in line]  # noqa: E731
+    wait_for(lambda: any("recorded OrderConfirmed" in line for line in story()), 30, "the story in the flow log")
+    assert any("POST /api/orders 202" in line for line in story())
+    assert any("published OrderPlaced" in line for line in story())
+    assert not out.has(order_id)
 
     # Another manage.py command in the checkout finds the running servers.
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
@@ -100,7 +118,7 @@ def test_devstack_serves_the_demo_restarts_a_dead_child_and_leaves_nothing_behin
         assert check.returncode == 0, check.stdout + check.stderr
 
     family = descendants(proc.pid)
-    workers = [p for p in family if "run_workers" in Path(f"/proc/{p}/cmdline").read_text()]
+    workers = [p for p in family if "run_workers" in cmdline(p)]
     os.kill(workers[0], signal.SIGKILL)
     wait_for(lambda: out.has("workers-1 restarted"), 30, "the worker to be restarted")
 
@@ -123,6 +141,32 @@ def test_a_killed_devstack_leaves_no_server_behind(devstack):
 
     # Nobody stops them but the kernel, which signals each child of a dead parent (PR_SET_PDEATHSIG).
     wait_for(lambda: not [p for p in family if alive(p)], 30, "every child and server to exit")
+
+
+def test_the_websockets_port_left_in_time_wait_by_a_killed_run_is_taken_again():
+    from devstack.supervisor import _port_or_free
+
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()  # the server's side closes first, as when a server is killed: its port goes to TIME_WAIT
+    client.close()
+    server.close()
+
+    def in_time_wait() -> bool:
+        with socket.socket() as plain:
+            try:
+                plain.bind(("127.0.0.1", port))
+            except OSError:
+                return True
+        return False
+
+    wait_for(in_time_wait, 10, "the port to be in TIME_WAIT")
+    assert _port_or_free(port) == port
 
 
 def test_commands_beside_a_running_devstack_get_its_servers_unless_told_otherwise(tmp_path, monkeypatch):

@@ -144,3 +144,11 @@ def test_the_flash_sale_sku_is_the_one_named_else_the_limited_lot_else_the_first
     assert check.flash_sale_sku("", catalog) == check.FLASH_SKU
     assert check.flash_sale_sku("", catalog[:1]) == "COF-001"
     assert check.flash_sale_sku("", []) == ""
+
+
+def test_a_form_refused_for_the_stock_must_say_what_the_stock_allows():
+    assert (
+        check.stock_refusal_problem("<p>Limited lot is sold out: it can be ordered again once restocked.</p>") is None
+    )
+    assert check.stock_refusal_problem("<p>Only 3 of Hand grinder available: you can add up to 3.</p>") is None
+    assert check.stock_refusal_problem("<p>Conflict</p>") == "HTTP 409 without saying what the stock allows"

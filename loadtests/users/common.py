@@ -52,6 +52,8 @@ def form_post(
 
     The answer must redirect to ``expected`` (a path or a pattern); return
     where it redirected, or None if a step was wrong (and failed in Locust).
+    A 409 is a right answer too: the page refused more than the live stock
+    holds, with the reason; it returns None, and no failure is counted.
     """
     with user.client.get(path, name=name, catch_response=True) as resp:
         html = resp.text or ""
@@ -64,6 +66,10 @@ def form_post(
         path, data={**data, **fields}, allow_redirects=False, name=f"{name or path} (form)", catch_response=True
     ) as resp:
         location = resp.headers.get("Location", "") if resp.headers else ""
+        if resp.status_code == 409:
+            found = check.stock_refusal_problem(resp.text or "")
+            resp.failure(found) if found else resp.success()
+            return None
         found = check.redirect_problem(resp.status_code, location, expected)
         resp.failure(found) if found else resp.success()
     return None if found else location

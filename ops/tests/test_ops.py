@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 
@@ -137,3 +138,41 @@ def test_replay_while_nats_is_unreachable_answers_503_and_changes_nothing(staff,
     assert (answer.status_code, answer.json()["error"]["code"]) == (503, "nats_unavailable")
     letter.refresh_from_db()
     assert letter.replayed_at is None
+
+
+def test_latency_quantiles_are_observed_values_of_the_recent_window_and_none_without_orders():
+    from ops import history
+
+    assert history.quantile([], 0.99) is None
+    values = [i / 1000 for i in range(1, 201)]
+    assert (history.quantile(values, 0.5), history.quantile(values, 0.99)) == (0.1, 0.198)
+    assert history.latency_now() == {"orders": 0, "p50": None, "p99": None, "window": history.LATENCY_WINDOW}
+
+
+def test_the_history_holds_one_sample_a_second_and_answers_what_came_after_since(staff):
+    from ops import history
+
+    now = int(time.time())
+    assert history.record(now - 2) and history.record(now - 1)
+    assert not history.record(now - 1)  # another web process got there first
+    history.record(now - 3600)  # older than the history keeps
+    body = staff.get(f"/ops/history?since={now - 2}").json()
+    assert [s["at"] for s in body["samples"]] == [now - 1] and body["window"] == 900
+    assert [s["at"] for s in staff.get("/ops/history").json()["samples"]] == [now - 2, now - 1]
+    sample = body["samples"][0]
+    assert set(sample) >= {"counters", "pending", "outbox", "latency"}
+    for bad in ["x", "-1", "nan", "inf"]:
+        answer = staff.get(f"/ops/history?since={bad}")
+        assert (answer.status_code, answer.json()["error"]["code"]) == (400, "bad_since")
+    history.prune(time.time())
+    assert [s["at"] for s in staff.get("/ops/history").json()["samples"]] == [now - 2, now - 1]
+
+
+def test_the_history_is_for_staff_only(client):
+    assert client.get("/ops/history").status_code == 401
+
+
+def test_the_ops_page_links_to_the_staff_pages_and_back(staff):
+    page = staff.get("/ops/").content.decode()
+    assert 'href="/staff/"' in page and 'href="/"' in page and 'rel="icon"' in page
+    assert 'href="/ops/"' in staff.get("/staff/").content.decode()

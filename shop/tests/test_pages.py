@@ -75,8 +75,21 @@ def test_catalog_survives_odd_parameters(client, query):
     assert client.get("/" + query).status_code == 200
 
 
-def test_an_empty_catalog_says_how_to_fill_it(client):
-    assert "seed_demo" in client.get("/").content.decode()
+def test_an_empty_catalog_speaks_to_shoppers_not_developers(client):
+    html = client.get("/").content.decode()
+    assert "Nothing is on sale yet" in html and "manage.py" not in html
+
+
+def test_a_page_past_the_last_is_a_404_that_says_how_many_there_are(client):
+    for i in range(25):
+        product(f"TEA-{i:02d}", category="tea")
+    response = client.get("/?page=99")
+    html = response.content.decode()
+    assert response.status_code == 404
+    assert "There is no page 99: there are 2 pages." in html and 'href="?page=2"' in html
+    assert "Nothing is on sale" not in html
+    one = client.get("/?page=3&category=tea").content.decode()
+    assert "There is no page 3 of these results: there are 2 pages." in one
 
 
 @pytest.mark.parametrize("count", [5, 20])
@@ -119,7 +132,7 @@ def test_add_to_cart_validates_the_quantity_next_to_the_field(client):
     for bad in ["0", "-1", "abc", "1001", ""]:
         response = client.post("/products/COF-1/", {"quantity": bad})
         assert response.status_code == 400
-        assert 'id="quantity-errors"' in response.content.decode()
+        assert re.search(r'id="buy-note" class="line-note" role="status">\S', response.content.decode())
     assert client.session.get("cart") is None
 
 
@@ -218,3 +231,109 @@ def test_order_urls_carry_no_sequential_id(client):
     client.post("/products/COF-1/", {"quantity": "1"})
     location = client.post("/checkout/", {"email": "ann@example.org", "token": str(uuid.uuid4())})["Location"]
     assert re.fullmatch(r"/orders/[0-9a-f-]{36}/", location)
+
+
+def add(client, sku: str, quantity) -> object:
+    return client.post(f"/products/{sku}/", {"quantity": str(quantity)})
+
+
+def set_available(sku: str, available: int) -> None:
+    StockLevel.objects.filter(sku=sku).update(available=available, on_hand=available, version=2)
+
+
+def test_a_sold_out_product_offers_no_add_to_cart_and_says_why(client):
+    product("LTD-1", "Limited lot", available=0)
+    html = client.get("/products/LTD-1/").content.decode()
+    assert re.search(r'<button type="submit" id="add-to-cart" disabled>', html)
+    assert "Limited lot is sold out: it can be ordered again once it is restocked." in html
+    refused = add(client, "LTD-1", 1)
+    assert refused.status_code == 409 and "Limited lot is sold out" in refused.content.decode()
+    assert client.session.get("cart") is None
+
+
+def test_more_than_the_stock_never_goes_into_the_cart(client):
+    product("BRE-1", "Hand grinder", available=100)
+    refused = add(client, "BRE-1", 1000)
+    assert refused.status_code == 409
+    assert "Only 100 of Hand grinder available: you can add up to 100." in refused.content.decode()
+    assert add(client, "BRE-1", 98).status_code == 302
+    again = add(client, "BRE-1", 5)
+    assert again.status_code == 409
+    assert "Only 100 of Hand grinder available (98 already in your cart): you can add up to 2." in (
+        again.content.decode()
+    )
+    assert client.session["cart"] == {"BRE-1": 98}
+    client.post("/cart/", {"sku": "BRE-1", "quantity": "101"})
+    assert client.session["cart"] == {"BRE-1": 98}
+    assert "Only 100 of Hand grinder available: lower the quantity to 100." in client.get("/cart/").content.decode()
+
+
+def test_a_cart_line_beyond_the_stock_holds_the_checkout_back_with_the_reason(client):
+    product("COF-1", "Kenya Nyeri", available=10)
+    add(client, "COF-1", 4)
+    set_available("COF-1", 2)  # others bought meanwhile
+    cart = client.get("/cart/").content.decode()
+    assert "Only 2 of Kenya Nyeri available: lower the quantity to 2." in cart
+    assert 'id="checkout" data-gate href="/checkout/" aria-disabled="true"' in cart
+    page = client.get("/checkout/").content.decode()
+    assert re.search(r'<button type="submit" data-gate disabled>Place order</button>', page)
+    response = client.post("/checkout/", {"email": "ann@example.org", "token": str(uuid.uuid4())})
+    assert response.status_code == 409 and "Change the quantity in your cart." in response.content.decode()
+    assert Order.objects.count() == 0
+
+
+def test_the_cart_removes_a_line_and_says_so(client):
+    product("COF-1", "Kenya Nyeri")
+    product("MUG-1", "Stoneware Mug", category="mugs")
+    add(client, "COF-1", 1)
+    add(client, "MUG-1", 1)
+    assert "Remove" in client.get("/cart/").content.decode()
+    client.post("/cart/", {"sku": "MUG-1", "quantity": "1", "action": "remove"})
+    assert client.session["cart"] == {"COF-1": 1}
+    client.post("/cart/", {"sku": "COF-1", "quantity": "0", "action": "update"})
+    html = client.get("/cart/").content.decode()
+    assert "Removed Kenya Nyeri from your cart." in html and "Your cart is empty." in html
+
+
+def test_checkout_with_an_empty_cart_offers_no_button(client):
+    html = client.get("/checkout/").content.decode()
+    assert "Place order" not in html and "Your cart is empty" in html
+
+
+def place(client, sku: str = "COF-1") -> Order:
+    add(client, sku, 1)
+    client.post("/checkout/", {"email": "ann@example.org", "token": str(uuid.uuid4())})
+    return Order.objects.latest("created_at")
+
+
+def test_the_order_page_cancels_an_order_placed_from_this_browser(client):
+    from django.test import Client
+
+    product("COF-1", "Kenya Nyeri")
+    order = place(client)
+    page = client.get(f"/orders/{order.id}/").content.decode()
+    assert 'id="cancel-order"' in page and 'href="/orders/"' in page and "only way back" not in page
+    assert Client().get(f"/orders/{order.id}/").content.decode().count('id="cancel-order"') == 0
+    assert Client().post(f"/orders/{order.id}/cancel/").status_code == 403
+    assert client.get(f"/orders/{order.id}/cancel/").status_code == 405
+    assert client.post(f"/orders/{uuid.uuid4()}/cancel/").status_code == 404
+
+    done = client.post(f"/orders/{order.id}/cancel/")
+    assert done.status_code == 302 and done["Location"] == f"/orders/{order.id}/"
+    order.refresh_from_db()
+    assert order.status == "cancelled"
+    assert StoredEvent.objects.filter(type="OrderCancelled", aggregate_id=str(order.id)).count() == 1
+    page = client.get(f"/orders/{order.id}/").content.decode()
+    assert "Your order is cancelled" in page and 'id="cancel-form" class="actions" hidden' in page
+    client.post(f"/orders/{order.id}/cancel/")
+    assert (
+        "This order can no longer be cancelled: it is cancelled." in client.get(f"/orders/{order.id}/").content.decode()
+    )
+
+
+def test_a_rejection_names_the_products_not_their_skus(client):
+    product("BRE-015", "Gooseneck kettle")
+    order = place(client, "BRE-015")
+    Order.objects.filter(id=order.id).update(status="rejected", reason="not enough stock for BRE-015")
+    page = client.get(f"/orders/{order.id}/").content.decode()
+    assert "Not enough stock for Gooseneck kettle" in page and "stock for BRE-015" not in page

@@ -1,7 +1,7 @@
 """Browser tests: Debian's chromium driven by Playwright, against real web processes, NATS and PostgreSQL.
 
 Playwright never downloads a browser here: it launches ``/usr/bin/chromium``
-(``.ci/run`` installs it with apt-get when it is missing).
+(``make install`` / ``make test`` install it with apt-get when it is missing).
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (Playwright must not download a browser)")
+        pytest.fail(
+            f"{CHROMIUM} is missing: run `make install` (apt-get install -y chromium); Playwright never downloads one"
+        )
     with sync_playwright() as playwright:
         # As root (CI), chromium refuses to start with its sandbox.
         args = ["--no-sandbox"] if os.geteuid() == 0 else []
@@ -53,13 +55,17 @@ def _orm_beside_playwright(monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
+PHONE = {"width": 390, "height": 844}
+
+
 @pytest.fixture
 def contexts(browser):
-    """Open browser contexts (separate cookies: separate shoppers), closed after the test."""
+    """Open browser contexts (separate cookies: separate shoppers), closed after the test; phone=True: 390 px."""
     opened = []
 
-    def new():
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+    def new(phone: bool = False):
+        viewport = PHONE if phone else {"width": 1280, "height": 900}
+        context = browser.new_context(viewport=viewport, device_scale_factor=2 if phone else 1, is_mobile=phone)
         context.set_default_timeout(15_000)
         opened.append(context)
         return context.new_page()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -143,9 +144,17 @@ def test_checkout_ends_on_a_live_order_page_confirmed_or_rejected_with_the_reaso
     assert "ms" in page.inner_text("#timeline")
     page.screenshot(path=screenshots / "order-confirmed.png", full_page=True)
 
-    url = buy(page, web, "LIVE-C", 4)  # 3 left
+    # 3 left: the page lets this shopper order 3, but another order for 1 is placed first.
+    fill_checkout(page, web, "LIVE-C", 3)
+    other = httpx.post(
+        f"{web}/api/orders", json={"email": "bo@example.org", "lines": [{"sku": "LIVE-C", "quantity": 1}]}
+    )
+    assert other.status_code == 202
+    page.click(PLACE_ORDER)
+    page.wait_for_url("**/orders/*/")
+    url = page.url
     follow_until_decided(page, pipeline, "rejected")
-    assert "not enough stock for LIVE-C" in page.inner_text("#order-reason")
+    assert page.inner_text("#order-reason") == "Not enough stock for Product LIVE-C"
     order_id = url.rstrip("/").rsplit("/", 1)[1]
     assert page_timeline(page) == stored_timeline(order_id)
     assert [t for _, t in page_timeline(page)] == ["OrderPlaced", "StockReservationRejected", "OrderRejected"]

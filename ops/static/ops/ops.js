@@ -1,11 +1,11 @@
-// The ops page: polls the figures every second and draws plain SVG charts (no library, no build step).
+// The ops page: draws the server's history of figures (ops/history.py) as plain SVG charts, then follows
+// it every second; no library, no build step. Times are UTC, 24-hour, as everywhere else.
 "use strict";
-const WINDOW = 120;            // seconds of history on the line charts
-const QUANTILE_WINDOW = 10;    // seconds of orders a percentile is computed over
+const WINDOW = Number(document.body.dataset.historySeconds) || 900;  // seconds on the line charts
 const RATE_WINDOW = 5;         // seconds a rate is averaged over (batches make counters move in steps)
 const COLORS = ["#2f6fdf", "#e0742b", "#2a9d5b", "#b03aa8", "#c9a227", "#d64545", "#4bb3c4"];
 const HOPS = JSON.parse(document.getElementById("ops-hops").textContent);
-const history = [];            // figures snapshots, oldest first
+const samples = [];            // the history, oldest first
 const NS = "http://www.w3.org/2000/svg";
 
 function el(name, attrs, parent) {
@@ -15,81 +15,88 @@ function el(name, attrs, parent) {
   return node;
 }
 
-function nice(x) { return x >= 100 ? x.toFixed(0) : x >= 1 ? x.toFixed(1) : x.toFixed(3); }
+function nice(x) { return x === 0 ? "0" : x >= 100 ? x.toFixed(0) : x >= 1 ? x.toFixed(1) : x.toFixed(3); }
+function utc(seconds) { return new Date(seconds * 1000).toISOString().slice(11, 19) + " UTC"; }
 
-// series: [{name, points: [[t, y], ...]}]
-function lineChart(id, series) {
-  const svg = document.getElementById(id);
-  svg.replaceChildren();
-  const [w, h, left, bottom] = [480, 180, 40, 18];
-  const now = Date.now() / 1000;
-  const max = Math.max(1e-9, ...series.flatMap(s => s.points.map(p => p[1]))) * 1.1;
-  el("line", {x1: left, y1: h - bottom, x2: w, y2: h - bottom, class: "axis"}, svg);
-  el("line", {x1: left, y1: 4, x2: left, y2: h - bottom, class: "axis"}, svg);
-  el("text", {x: 2, y: 12}, svg).textContent = nice(max);
-  el("text", {x: 2, y: h - bottom}, svg).textContent = "0";
-  el("text", {x: w - 30, y: h - 4}, svg).textContent = "now";
-  el("text", {x: left, y: h - 4}, svg).textContent = `-${WINDOW}s`;
-  series.forEach((s, i) => {
-    const pts = s.points.map(([t, y]) =>
-      `${left + (w - left) * (1 - (now - t) / WINDOW)},${(h - bottom) - (h - bottom - 4) * (y / max)}`);
-    el("polyline", {points: pts.join(" "), fill: "none", stroke: COLORS[i % COLORS.length], "stroke-width": 1.8}, svg);
-    const last = s.points.length ? nice(s.points[s.points.length - 1][1]) : "–";
-    el("text", {x: left + 6 + i * 120, y: 12, fill: COLORS[i % COLORS.length]}, svg).textContent = `${s.name}: ${last}`;
-  });
+// The legend of a chart, in the page's own text size: each series' colour, name and latest value.
+function legend(id, series, format) {
+  const box = document.getElementById(`${id}-legend`);
+  box.replaceChildren(...series.map((s, i) => {
+    const span = document.createElement("span");
+    const swatch = document.createElement("i");
+    swatch.style.background = COLORS[i % COLORS.length];
+    const last = s.points.length ? s.points[s.points.length - 1][1] : null;
+    span.append(swatch, `${s.name}: ${last === null || last === undefined ? "–" : format(last)}`);
+    return span;
+  }));
 }
 
-// Rate of a counter over the last RATE_WINDOW seconds, at each snapshot (as Prometheus' rate()).
+// series: [{name, points: [[t, y | null], ...]}]; a null breaks the line (no value then, not zero).
+// options.max fixes the top of the axis (a ratio tops at 1); options.format writes a value.
+function lineChart(id, series, options = {}) {
+  const format = options.format || nice;
+  const svg = document.getElementById(id);
+  svg.replaceChildren();
+  const [w, h, left, bottom] = [480, 180, 52, 22];
+  const now = samples.length ? samples[samples.length - 1].at : Date.now() / 1000;
+  const values = series.flatMap(s => s.points.map(p => p[1]).filter(y => y !== null));
+  const max = options.max || Math.max(1e-9, ...values) * 1.1;
+  el("line", {x1: left, y1: h - bottom, x2: w, y2: h - bottom, class: "axis"}, svg);
+  el("line", {x1: left, y1: 4, x2: left, y2: h - bottom, class: "axis"}, svg);
+  el("text", {x: left - 4, y: 14, "text-anchor": "end"}, svg).textContent = format(max);
+  el("text", {x: left - 4, y: h - bottom, "text-anchor": "end"}, svg).textContent = format(0);
+  for (const back of [WINDOW, (2 * WINDOW) / 3, WINDOW / 3, 0]) {
+    const x = left + (w - left) * (1 - back / WINDOW);
+    el("text", {x, y: h - 5, "text-anchor": back === WINDOW ? "start" : back === 0 ? "end" : "middle"}, svg)
+      .textContent = back === 0 ? "now" : `-${Math.round(back / 60)} min`;
+  }
+  let drawn = 0;
+  series.forEach((s, i) => {
+    let run = [];
+    const flush = () => {
+      if (run.length) el("polyline", {points: run.join(" "), fill: "none", stroke: COLORS[i % COLORS.length],
+                                      "stroke-width": 1.8}, svg);
+      if (run.length === 1) el("circle", {cx: run[0].split(",")[0], cy: run[0].split(",")[1], r: 2,
+                                          fill: COLORS[i % COLORS.length]}, svg);
+      run = [];
+    };
+    for (const [t, y] of s.points) {
+      if (y === null || now - t > WINDOW) { flush(); continue; }
+      run.push(`${left + (w - left) * (1 - (now - t) / WINDOW)},${(h - bottom) - (h - bottom - 4) * Math.min(1, y / max)}`);
+      drawn++;
+    }
+    flush();
+  });
+  svg.dataset.points = drawn;
+  svg.dataset.oldest = samples.length ? samples[0].at : "";
+  legend(id, series, format);
+}
+
+// Rate of a counter over the last RATE_WINDOW seconds, at each sample (as Prometheus' rate()).
 function rate(key, pick) {
   const points = [];
   let j = 0;
-  for (let i = 1; i < history.length; i++) {
-    const b = history[i];
-    while (j < i - 1 && history[j + 1].at <= b.at - RATE_WINDOW) j++;
-    const a = history[j];
+  for (let i = 1; i < samples.length; i++) {
+    const b = samples[i];
+    while (j < i - 1 && samples[j + 1].at <= b.at - RATE_WINDOW) j++;
+    const a = samples[j];
     const dt = b.at - a.at;
     if (dt > 0) points.push([b.at, Math.max(0, (pick(b) - pick(a)) / dt)]);
   }
   return {name: key, points};
 }
 
-// Quantile of a histogram over the orders of the last QUANTILE_WINDOW seconds, as Prometheus'
-// histogram_quantile does: linear interpolation inside the bucket that holds the rank.
-function quantile(q, now, before) {
-  const old = new Map((before || []).map(([le, n]) => [String(le), n]));
-  const buckets = now.map(([le, n]) => [le === "+Inf" ? Infinity : le, n - (old.get(String(le)) || 0)]);
-  const total = buckets.length ? buckets[buckets.length - 1][1] : 0;
-  if (total <= 0) return null;
-  const rank = q * total;
-  let [prevLe, prevN] = [0, 0];
-  for (const [le, n] of buckets) {
-    if (n >= rank) return le === Infinity ? prevLe : prevLe + (le - prevLe) * ((rank - prevN) / Math.max(1e-9, n - prevN));
-    [prevLe, prevN] = [le, n];
-  }
-  return prevLe;
-}
-
-function latencySeries() {
-  const p50 = [], p99 = [];
-  for (let i = 0; i < history.length; i++) {
-    const now = history[i];
-    const back = history.find(s => s.at >= now.at - QUANTILE_WINDOW) || history[0];
-    if (back === now) continue;
-    const [a, b] = [quantile(0.5, now.latency.confirmed, back.latency.confirmed),
-                    quantile(0.99, now.latency.confirmed, back.latency.confirmed)];
-    if (a !== null) { p50.push([now.at, a]); p99.push([now.at, b]); }
-  }
-  return [{name: "p50", points: p50}, {name: "p99", points: p99}];
-}
-
 function hopsChart(orders) {
   const svg = document.getElementById("hops");
   svg.replaceChildren();
-  const [w, h, left, bottom] = [960, 220, 40, 14];
+  const [w, h, left, bottom] = [960, 220, 52, 14];
   const max = Math.max(1e-6, ...orders.map(o => o.total)) * 1.05;
   const bar = (w - left) / Math.max(1, orders.length);
-  el("text", {x: 2, y: 12}, svg).textContent = nice(max);
-  el("text", {x: 2, y: h - bottom}, svg).textContent = "0";
+  el("text", {x: left - 4, y: 14, "text-anchor": "end"}, svg).textContent = nice(max);
+  el("text", {x: left - 4, y: h - bottom, "text-anchor": "end"}, svg).textContent = "0";
+  if (!orders.length) {
+    el("text", {x: w / 2, y: h / 2, "text-anchor": "middle", class: "empty"}, svg).textContent = "no order decided yet";
+  }
   orders.forEach((o, i) => {
     let y = h - bottom;
     HOPS.forEach((hop, j) => {
@@ -100,8 +107,13 @@ function hopsChart(orders) {
       el("title", {}, rect).textContent = `${o.order} (${o.outcome})\n${hop}: ${(o.hops[hop] * 1000).toFixed(1)} ms`;
     });
   });
-  document.getElementById("hops-legend").innerHTML = HOPS.map((hop, j) =>
-    `<span><i style="background:${COLORS[j % COLORS.length]}"></i>${hop}</span>`).join("");
+  document.getElementById("hops-legend").replaceChildren(...HOPS.map((hop, j) => {
+    const span = document.createElement("span");
+    const swatch = document.createElement("i");
+    swatch.style.background = COLORS[j % COLORS.length];
+    span.append(swatch, hop);
+    return span;
+  }));
 }
 
 function csrfToken() { return document.querySelector("input[name=csrfmiddlewaretoken]").value; }
@@ -119,10 +131,18 @@ function deadLetters(rows, waiting) {
   document.getElementById("dl-count").textContent = `(${waiting} waiting)`;
   const tbody = document.querySelector("#dead-letters tbody");
   tbody.replaceChildren();
+  if (!rows.length) {
+    const tr = document.createElement("tr");
+    const td = document.createElement("td");
+    td.colSpan = 7; td.className = "empty"; td.id = "dl-empty";
+    td.textContent = "No dead letters: every message so far was handled.";
+    tr.appendChild(td); tbody.appendChild(tr);
+  }
   for (const d of rows) {
     const tr = document.createElement("tr");
     if (d.replayed_at) tr.className = "replayed";
-    for (const [value, cls] of [[d.id], [d.consumer], [d.subject], [d.deliveries], [d.error, "error"], [d.created_at]]) {
+    const at = new Date(d.created_at).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+    for (const [value, cls] of [[d.id], [d.consumer], [d.subject], [d.deliveries], [d.error, "error"], [at]]) {
       const td = document.createElement("td");
       td.textContent = value;
       if (cls) td.className = cls;
@@ -140,38 +160,55 @@ function deadLetters(rows, waiting) {
   }
 }
 
-function draw(latest) {
+const ms = (x) => `${(x * 1000).toFixed(x < 0.01 ? 1 : 0)} ms`;
+const percent = (x) => `${Math.round(x * 100)} %`;
+
+function drawHistory() {
   lineChart("orders", [rate("placed", s => s.counters.placed), rate("confirmed", s => s.counters.confirmed),
                        rate("rejected", s => s.counters.rejected)]);
-  lineChart("latency", latencySeries());
-  const durables = Object.keys(latest.pending).sort();
+  // Real quantiles of the orders confirmed in the last seconds of each sample; none, no value.
+  lineChart("latency", [{name: "p50", points: samples.map(s => [s.at, s.latency.p50])},
+                        {name: "p99", points: samples.map(s => [s.at, s.latency.p99])}], {format: ms});
+  const latest = samples[samples.length - 1];
+  const idle = !latest || !latest.latency.orders;
+  const note = document.getElementById("latency-empty");
+  note.hidden = !idle;
+  note.textContent = latest ? `No order confirmed in the last ${latest.latency.window || 10} s.` : "No figures yet.";
+  const durables = Array.from(new Set(samples.flatMap(s => Object.keys(s.pending)))).sort();
   // Not yet delivered plus delivered and not yet acked: what a durable still has to do.
-  lineChart("pending", durables.map(d => ({name: d, points: history.map(s => {
-    const p = s.pending[d] || {};
-    return [s.at, (p.pending || 0) + (p.ack_pending || 0)];
+  lineChart("pending", durables.map(d => ({name: d, points: samples.map(s => {
+    const p = s.pending[d];
+    return [s.at, p ? (p.pending || 0) + (p.ack_pending || 0) : null];
   })})));
-  lineChart("outbox", [{name: "events", points: history.map(s => [s.at, s.outbox.depth])}]);
-  lineChart("outbox-age", [{name: "oldest", points: history.map(s => [s.at, s.outbox.oldest_age])}]);
+  lineChart("outbox", [{name: "events", points: samples.map(s => [s.at, s.outbox.depth])}]);
+  lineChart("outbox-age", [{name: "oldest", points: samples.map(s => [s.at, s.outbox.oldest_age])}]);
   const hits = rate("hits", s => s.counters.cache_hits).points;
   const misses = rate("misses", s => s.counters.cache_misses).points;
-  // No reads, no rate: the line stays empty rather than claiming 0 %.
+  // No reads, no rate: the line breaks rather than claiming 0 %.
   const hitRate = hits.map(([t, h], i) => [t, h + misses[i][1] > 0 ? h / (h + misses[i][1]) : null]);
-  lineChart("cache", [{name: "hit rate", points: hitRate.filter(([, r]) => r !== null)}]);
-  hopsChart(latest.hops);
-  deadLetters(latest.dead_letters, latest.dead_letters_waiting);
+  lineChart("cache", [{name: "hit rate", points: hitRate}], {max: 1, format: percent});
+}
+
+async function getJson(url) {
+  const resp = await fetch(url, {headers: {Accept: "application/json"}});
+  if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+  return resp.json();
 }
 
 async function poll() {
   const status = document.getElementById("status");
   try {
-    const resp = await fetch(window.OPS_FIGURES, {headers: {Accept: "application/json"}});
-    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
-    const latest = await resp.json();
-    history.push(latest);
-    while (history.length && history[0].at < latest.at - WINDOW) history.shift();
-    draw(latest);
+    const since = samples.length ? samples[samples.length - 1].at : 0;
+    const [history, latest] = await Promise.all([getJson(`${window.OPS_HISTORY}?since=${since}`), getJson(window.OPS_FIGURES)]);
+    samples.push(...history.samples);
+    while (samples.length && samples[0].at < latest.at - WINDOW) samples.shift();
+    drawHistory();
+    hopsChart(latest.hops);
+    deadLetters(latest.dead_letters, latest.dead_letters_waiting);
     const sampled = latest.jetstream_sampled_at ? Math.round(latest.at - latest.jetstream_sampled_at) : null;
-    status.textContent = `live · ${new Date(latest.at * 1000).toLocaleTimeString()}` +
+    const last = samples.length ? samples[samples.length - 1].at : null;
+    status.textContent = `live · ${utc(latest.at)}` +
+      (last === null || latest.at - last > 5 ? " · no history sampled lately (is a web process running?)" : "") +
       (sampled !== null && sampled > 5 ? ` · JetStream figures ${sampled}s old (is the relay running?)` : "");
     status.className = "";
   } catch (err) {

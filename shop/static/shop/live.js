@@ -53,8 +53,80 @@ function followStock() {
         b.classList.add("changed");
         setTimeout(() => b.classList.remove("changed"), 800);
       }
+      guardPurchases();
     },
   });
+}
+
+// What the live level allows: the same wording as shop/views.py (add_shortage, line_shortage).
+function addShortage(name, wanted, available, inCart) {
+  if (wanted + inCart <= available) return "";
+  if (available <= 0) return `${name} is sold out: it can be ordered again once it is restocked.`;
+  const left = available - inCart;
+  if (left <= 0) return `Only ${available} of ${name} available, all of them already in your cart.`;
+  const already = inCart ? ` (${inCart} already in your cart)` : "";
+  return `Only ${available} of ${name} available${already}: you can add up to ${left}.`;
+}
+
+function lineShortage(name, quantity, available) {
+  if (quantity <= available) return "";
+  if (available <= 0) return `${name} is sold out: remove it, or wait until it is restocked.`;
+  return `Only ${available} of ${name} available: lower the quantity to ${available}.`;
+}
+
+function availableOf(sku) {
+  const badge = document.querySelector(`[data-sku="${CSS.escape(sku)}"][data-version]`);
+  return badge ? Number(badge.dataset.available) : Infinity;
+}
+
+function say(node, text) { if (node) { node.textContent = text; node.hidden = !text; } }
+
+// No purchase path for what the live level says is unavailable: the product's form, the cart's and the
+// checkout's lines, each with the reason in words. Run on load, on each stock change and while typing.
+function guardPurchases() {
+  const buy = document.getElementById("buy");
+  if (buy) {
+    const input = buy.querySelector("input[name=quantity]");
+    const available = availableOf(buy.dataset.buySku);
+    const inCart = Number(buy.dataset.inCart || 0);
+    const room = Math.max(0, Math.min(available - inCart, 1000));
+    input.max = Math.max(1, room);
+    const wanted = Math.max(1, Number(input.value) || 1);
+    const note = addShortage(buy.dataset.buyName, room > 0 ? wanted : 1, available, inCart);
+    buy.querySelector("button[type=submit]").disabled = Boolean(note);
+    input.setAttribute("aria-invalid", note ? "true" : "false");
+    say(document.getElementById("buy-note"), note);
+  }
+  const lines = document.querySelectorAll("[data-line-sku]");
+  if (!lines.length) return;
+  let short = false;
+  for (const line of lines) {
+    const note = lineShortage(line.dataset.lineName, Number(line.dataset.lineQuantity), availableOf(line.dataset.lineSku));
+    say(line.querySelector(".line-note"), note);
+    short = short || Boolean(note);
+  }
+  for (const gate of document.querySelectorAll("[data-gate]")) {
+    if (gate.tagName === "A") gate.setAttribute("aria-disabled", String(short));
+    else gate.disabled = short;
+  }
+  const gateNote = document.getElementById("gate-note");
+  if (gateNote) gateNote.hidden = !short;
+}
+
+// Typing a quantity says at once whether it can be added; leaving the field caps it at what can be.
+function followBuyForm() {
+  const buy = document.getElementById("buy");
+  if (!buy) return;
+  const input = buy.querySelector("input[name=quantity]");
+  input.addEventListener("input", guardPurchases);
+  input.addEventListener("change", () => {
+    const room = Math.min(availableOf(buy.dataset.buySku) - Number(buy.dataset.inCart || 0), 1000);
+    if (room >= 1 && Number(input.value) > room) input.value = room;
+    guardPurchases();
+  });
+  for (const gate of document.querySelectorAll("a[data-gate]")) {
+    gate.addEventListener("click", (e) => { if (gate.getAttribute("aria-disabled") === "true") e.preventDefault(); });
+  }
 }
 
 // Order page: status and timeline, merged by event id, with the milliseconds between entries.
@@ -64,6 +136,14 @@ function followOrder() {
   const list = document.getElementById("timeline");
   const statusEl = document.getElementById("order-status");
   const reasonEl = document.getElementById("order-reason");
+  const cancelForm = document.getElementById("cancel-form");
+  const namesEl = document.getElementById("order-names");
+  const names = namesEl ? JSON.parse(namesEl.textContent) : {};
+  // The inventory names SKUs; a shopper reads product names (as shop/views.py customer_wording).
+  const worded = (text) => {
+    const t = (text || "").replace(/[A-Za-z0-9_-]+/g, (tok) => (Object.hasOwn(names, tok) ? names[tok] : tok));
+    return t.charAt(0).toUpperCase() + t.slice(1);
+  };
   const entries = new Map();
   for (const li of list.querySelectorAll("li[data-event-id]")) {
     entries.set(li.dataset.eventId, { event_id: li.dataset.eventId, type: li.dataset.type, at: li.dataset.at, detail: li.dataset.detail || "" });
@@ -79,13 +159,14 @@ function followOrder() {
         const span = document.createElement("span"); span.className = "delta";
         span.textContent = `+${Math.round(Date.parse(e.at) - Date.parse(sorted[i - 1].at))} ms`; li.append(span);
       }
-      if (e.detail) { const d = document.createElement("div"); d.className = "muted"; d.textContent = e.detail; li.append(d); }
+      if (e.detail) { const d = document.createElement("div"); d.className = "muted"; d.textContent = worded(e.detail); li.append(d); }
       return li;
     }));
   }
   function setStatus(status, reason) {
     statusEl.textContent = status; statusEl.className = `status ${status}`; root.dataset.status = status;
-    if (reasonEl) { reasonEl.textContent = reason || ""; reasonEl.hidden = !reason; }
+    if (reasonEl) { reasonEl.textContent = worded(reason); reasonEl.hidden = !reason; }
+    if (cancelForm) cancelForm.hidden = !["pending", "confirmed"].includes(status);
   }
   liveSocket(`/ws/orders/${root.dataset.orderId}/`, {
     onMessage: (msg) => {
@@ -122,4 +203,6 @@ function followStaffStock() {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => { followStock(); followOrder(); followStaffStock(); });
+document.addEventListener("DOMContentLoaded", () => {
+  followBuyForm(); guardPurchases(); followStock(); followOrder(); followStaffStock();
+});
