@@ -68,6 +68,10 @@ def bulk_insert(model: type[models.Model], fields: Sequence[str], rows: Sequence
     """
     if not rows:
         return
-    sql = _insert_sql(model, tuple(fields))
     with connection.cursor() as cursor:
-        cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+        cursor.execute(*insert_statement(model, fields, rows))
+
+
+def insert_statement(model: type[models.Model], fields: Sequence[str], rows: Sequence[Sequence]) -> tuple[str, list]:
+    """Return bulk_insert's statement and parameters, for a caller to run (or embed as a CTE) itself."""
+    return _insert_sql(model, tuple(fields)), [list(column) for column in zip(*rows, strict=True)]

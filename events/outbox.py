@@ -8,12 +8,14 @@ records: it becomes their causation, and its correlation id is carried on.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.db import connection, transaction
 
 from . import observe, publisher, tracing
 from .base import Envelope, Event, encode, new_envelope
-from .bulk import bulk_insert
+from .bulk import bulk_insert, insert_statement
 from .models import StoredEvent
 
 # The outbox's columns as record_many writes them (seq, the order of the log, follows the list).
@@ -50,6 +52,34 @@ def record_many(
     """
     if not connection.in_atomic_block:
         raise OutsideTransaction("events must be recorded inside transaction.atomic()")
+    pending = prepare(events, correlation_id=correlation_id, causes=causes)
+    bulk_insert(StoredEvent, COLUMNS, pending.rows)
+    written(pending)
+    return pending.envelopes
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Events ready to be appended by the caller's own statement: ``insert`` is its INSERT and parameters."""
+
+    envelopes: list[Envelope]
+    rows: list[tuple]
+
+    @property
+    def insert(self) -> tuple[str, list]:
+        return insert_statement(StoredEvent, COLUMNS, self.rows)
+
+
+def prepare(
+    events: list[Event], *, correlation_id: str | None = None, causes: list[Envelope | None] | None = None
+) -> Pending:
+    """Build the envelopes and outbox rows of ``events`` without writing them.
+
+    For a write that is one statement: the caller puts ``Pending.insert`` in
+    that statement (a data-modifying CTE), so the events are written with the
+    change or not at all exactly as ``record_many`` does in a transaction, and
+    calls ``written`` after it ran.
+    """
     if causes is None:
         causes = [None] * len(events)
     elif len(causes) != len(events):
@@ -77,7 +107,12 @@ def record_many(
         )
         for e, event, cause in zip(envelopes, events, causes, strict=True)
     ]
-    bulk_insert(StoredEvent, COLUMNS, rows)
+    return Pending(envelopes, rows)
+
+
+def written(pending: Pending) -> None:
+    """After the statement that appended ``pending``: publish at commit, wake the relay, observe."""
+    rows = pending.rows
     eager = publisher.current()
     if eager is not None and rows:
         # Published by this process as soon as the transaction commits; the relay sweeps up after a crash.
@@ -88,5 +123,4 @@ def record_many(
         # PostgreSQL folds the repeats of one transaction into one.
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, '')", [settings.RELAY_NOTIFY_CHANNEL])
-    observe.recorded(envelopes)
-    return envelopes
+    observe.recorded(pending.envelopes)
