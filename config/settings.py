@@ -115,9 +115,6 @@ DATABASES = {
         # Django's psycopg pool: one pool per process, a connection borrowed per request
         # (and per worker batch), never leaked whatever the server model.
         "OPTIONS": {
-            # https://docs.djangoproject.com/en/5.2/ref/databases/#server-side-parameters-binding
-            # Parameters sent apart from the SQL (extended protocol), not quoted into it by psycopg in Python.
-            "server_side_binding": env.bool("DB_SERVER_SIDE_BINDING", default=False),
             "pool": {
                 "min_size": 1,
                 "max_size": env.int("DB_POOL_MAX_SIZE", default=12),

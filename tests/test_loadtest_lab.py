@@ -101,7 +101,16 @@ def test_a_tiny_lab_run_writes_its_tables_plots_and_json(tmp_path):
 def test_the_ladder_climbs_in_every_lever_by_default_and_in_the_baseline_alone_when_quick():
     from loadtests.bench.__main__ import LADDER_NAMES, parse_args
 
-    levers = ["baseline", "batch-10", "batch-1", "workers-2", "relay-notify", "relay-eager", "fetch-linger"]
+    levers = [
+        "baseline",
+        "batch-10",
+        "batch-1",
+        "workers-2",
+        "relay-only",
+        "relay-notify",
+        "relay-eager",
+        "fetch-linger",
+    ]
     assert parse_args([]).ladder == LADDER_NAMES == levers
     assert parse_args(["--quick", "--ladder-start", "5"]).ladder == ["baseline"]
     assert parse_args(["--quick", "--ladder", "batch-1"]).ladder == ["batch-1"]

@@ -19,6 +19,7 @@ SCENARIO_NAMES = [
     "batch-10",
     "batch-1",
     "workers-2",
+    "relay-only",
     "relay-notify",
     "relay-eager",
     "fetch-linger",
@@ -26,7 +27,16 @@ SCENARIO_NAMES = [
 # The ladder paces HTTP orders through a running pipeline, so it climbs only in the configurations of the
 # pipeline (not `service`, which has no HTTP, nor `acceptance-only`, which stops the pipeline): each one's curve
 # of throughput and p50/p99 against the offered load.
-LADDER_NAMES = ["baseline", "batch-10", "batch-1", "workers-2", "relay-notify", "relay-eager", "fetch-linger"]
+LADDER_NAMES = [
+    "baseline",
+    "batch-10",
+    "batch-1",
+    "workers-2",
+    "relay-only",
+    "relay-notify",
+    "relay-eager",
+    "fetch-linger",
+]
 QUICK = {
     "rounds": 1,
     "orders": 300,

@@ -40,12 +40,32 @@ BASELINE = "baseline"
 SCENARIOS = [
     Scenario(BASELINE, "HTTP POST /api/orders through web, relay and 1 worker process, batch 100"),
     Scenario("service", "shop.services.order_place from C threads in-process, no HTTP", load="service"),
-    Scenario("acceptance-only", "the baseline HTTP load with relay and workers stopped", pipeline=False),
+    # Nothing of the event machinery runs, the web's publisher neither: the orders' events wait in the outbox.
+    Scenario(
+        "acceptance-only",
+        "the baseline HTTP load with relay, workers and publish after commit stopped",
+        env={"EVENT_PUBLISH_AFTER_COMMIT": "0"},
+        pipeline=False,
+    ),
     Scenario("batch-10", "consumers fetch and commit 10 events at a time", env={"EVENT_BATCH_SIZE": "10"}),
     Scenario("batch-1", "consumers fetch and commit one event at a time", env={"EVENT_BATCH_SIZE": "1"}),
     Scenario("workers-2", "two run_workers processes compete for the durable consumers", workers=2),
-    Scenario("relay-notify", "the relay woken by LISTEN/NOTIFY instead of polling", env={"RELAY_WAKEUP": "notify"}),
-    Scenario("relay-eager", "the relay starts its next round at once after a partial one", env={"RELAY_LINGER": "0"}),
+    Scenario(
+        "relay-only",
+        "no publish after commit: the relay publishes every event (polling every 5 ms)",
+        env={"EVENT_PUBLISH_AFTER_COMMIT": "0"},
+    ),
+    # The relay's own levers, where the relay publishes every event.
+    Scenario(
+        "relay-notify",
+        "relay-only, the relay woken by LISTEN/NOTIFY instead of polling",
+        env={"EVENT_PUBLISH_AFTER_COMMIT": "0", "RELAY_WAKEUP": "notify"},
+    ),
+    Scenario(
+        "relay-eager",
+        "relay-only, the relay starts its next round at once after a partial one",
+        env={"EVENT_PUBLISH_AFTER_COMMIT": "0", "RELAY_LINGER": "0"},
+    ),
     Scenario(
         "fetch-linger",
         "consumers wait 5 ms after a partial batch before fetching again",
