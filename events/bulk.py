@@ -5,7 +5,9 @@ row and field, resolved in Python: for a batch of a hundred orders it cost more
 of a worker's CPU than every other statement of the batch together (measured
 with py-spy under ``make bench``). ``bulk_set`` writes the same rows with one
 ``UPDATE … FROM unnest(…)``: one array parameter per column, no expression
-tree, the same plan whatever the number of rows.
+tree, the same plan whatever the number of rows. ``write_together`` runs
+several of them as one statement: a consumer batch's writes cost one round
+trip to PostgreSQL instead of one per table.
 """
 
 from __future__ import annotations
@@ -31,15 +33,16 @@ def _update_sql(model: type[models.Model], fields: tuple[str, ...]) -> tuple[str
 
 
 @functools.cache
-def _insert_sql(model: type[models.Model], fields: tuple[str, ...]) -> str:
-    """Return bulk_insert's statement for these fields of ``model`` (built once)."""
+def _insert_sql(model: type[models.Model], fields: tuple[str, ...], where: str = "") -> str:
+    """Return bulk_insert's statement for these fields of ``model``, rows kept if ``where`` (built once)."""
     columns = [model._meta.get_field(name) for name in fields]
     q = connection.ops.quote_name
     names = ", ".join(q(c.column) for c in columns)
     arrays = ", ".join(f"%s::{c.db_type(connection)}[]" for c in columns)
     return (
         f"INSERT INTO {q(model._meta.db_table)} ({names}) SELECT {names} "
-        f"FROM unnest({arrays}) WITH ORDINALITY AS v({names}, ordinality) ORDER BY ordinality"
+        f"FROM unnest({arrays}) WITH ORDINALITY AS v({names}, ordinality) "
+        f"{f'WHERE {where} ' if where else ''}ORDER BY ordinality"
     )
 
 
@@ -50,11 +53,15 @@ def bulk_set(objs: Sequence[models.Model], fields: Sequence[str]) -> int:
     """
     if not objs:
         return 0
-    sql, columns = _update_sql(type(objs[0]), tuple(fields))
-    params = [[c.get_db_prep_save(getattr(obj, c.attname), connection) for obj in objs] for c in columns]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(*update_statement(objs, fields))
         return cursor.rowcount
+
+
+def update_statement(objs: Sequence[models.Model], fields: Sequence[str]) -> tuple[str, list]:
+    """Return bulk_set's statement and parameters, for a caller to run (or embed as a CTE) itself."""
+    sql, columns = _update_sql(type(objs[0]), tuple(fields))
+    return sql, [[c.get_db_prep_save(getattr(obj, c.attname), connection) for obj in objs] for c in columns]
 
 
 def bulk_insert(model: type[models.Model], fields: Sequence[str], rows: Sequence[Sequence]) -> None:
@@ -72,6 +79,35 @@ def bulk_insert(model: type[models.Model], fields: Sequence[str], rows: Sequence
         cursor.execute(*insert_statement(model, fields, rows))
 
 
-def insert_statement(model: type[models.Model], fields: Sequence[str], rows: Sequence[Sequence]) -> tuple[str, list]:
-    """Return bulk_insert's statement and parameters, for a caller to run (or embed as a CTE) itself."""
-    return _insert_sql(model, tuple(fields)), [list(column) for column in zip(*rows, strict=True)]
+def insert_statement(
+    model: type[models.Model], fields: Sequence[str], rows: Sequence[Sequence], where: str = ""
+) -> tuple[str, list]:
+    """Return bulk_insert's statement and parameters, for a caller to run (or embed as a CTE) itself.
+
+    ``where`` keeps only the rows it is true of (a condition on ``v.<column>``,
+    e.g. on another CTE of the statement it is embedded in).
+    """
+    return _insert_sql(model, tuple(fields), where), [list(column) for column in zip(*rows, strict=True)]
+
+
+Statement = tuple[str, list]
+
+
+def write_together(*statements: Statement | None) -> None:
+    """Run several INSERT or UPDATE statements (of different tables) as one: one round trip, not one each.
+
+    Each becomes a data-modifying CTE of a single statement; PostgreSQL runs
+    every one of them once and to completion, on one snapshot, so none may
+    read what another writes (hence: different tables, independent rows).
+    ``None`` entries (nothing to write) are left out.
+    """
+    parts = [statement for statement in statements if statement is not None]
+    if not parts:
+        return
+    if len(parts) == 1:
+        sql, params = parts[0]
+    else:
+        sql = "WITH " + ", ".join(f"w{i} AS ({part})" for i, (part, _) in enumerate(parts)) + " SELECT 1"
+        params = [param for _, part_params in parts for param in part_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)

@@ -8,9 +8,8 @@ or skipped as a duplicate, nak with a backoff what failed, and terminate what
 was dead-lettered. Several processes bound to one durable compete for its
 messages: that is the load balancing.
 
-Every handler gets its messages as arguments: a ``Message`` (the envelope
-and the event) and what the consumer's ``batch_scope`` yielded for the batch
-(None without one). A batch is first applied all or nothing: one statement
+Every handler gets its messages as its one argument: a ``Message`` (the
+envelope and the event), or a list of them. A batch is first applied all or nothing: one statement
 writes the receipts of the whole batch, and the handlers get only the events
 not seen before. A handler marked ``@batch_handler`` takes a run of
 consecutive messages at once, so it can do set-based SQL (a few statements per
@@ -25,10 +24,9 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
@@ -52,14 +50,14 @@ class Message(Generic[E]):
     event: E
 
 
-# A handler takes one message and the batch scope's value: ``handler(message, batch)``.
-Handler = Callable[[Message, Any], None]
-# A batch handler takes a run of messages, in stream order, none of them a duplicate: ``handler(messages, batch)``.
-BatchHandler = Callable[[list[Message], Any], None]
+# A handler takes one message: ``handler(message)``.
+Handler = Callable[[Message], None]
+# A batch handler takes a run of messages, in stream order, none of them a duplicate: ``handler(messages)``.
+BatchHandler = Callable[[list[Message]], None]
 
 
 def batch_handler(fn: BatchHandler) -> BatchHandler:
-    """Mark ``fn`` as taking a whole run of messages: ``fn([Message, ...], batch)``."""
+    """Mark ``fn`` as taking a whole run of messages: ``fn([Message, ...])``."""
     fn.takes_batch = True
     return fn
 
@@ -77,9 +75,6 @@ class Consumer:
     stream: str
     subjects: tuple[str, ...]
     subscriptions: tuple[tuple[type[Event], Handler | BatchHandler], ...]
-    # Entered inside each batch transaction, around all its messages: work done once per batch.
-    # What it yields is passed to every handler of the batch.
-    batch_scope: Callable[[], AbstractContextManager[Any]] | None = None
     types: EventTypes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -178,8 +173,7 @@ def _decode(consumer: Consumer, deliveries: list[Delivery], verdicts: list[Verdi
 
 def _apply_all_or_nothing(consumer: Consumer, deliveries: list[Delivery]) -> list[Verdict]:
     """One transaction, no savepoints: every message's effect, or (raising) none."""
-    scope = consumer.batch_scope() if consumer.batch_scope else nullcontext()
-    with transaction.atomic(), scope as batch:
+    with transaction.atomic():
         verdicts = [Verdict.ACK] * len(deliveries)
         decoded = _decode(consumer, deliveries, verdicts)
         fresh = _first_receipts(consumer.name, [envelope.event_id for _, envelope, _ in decoded])
@@ -191,12 +185,12 @@ def _apply_all_or_nothing(consumer: Consumer, deliveries: list[Delivery]) -> lis
         for handler, run in _runs(consumer, todo):
             if handler is not None:
                 with observe.handling_run(consumer.name, [(envelope, deliveries[i]) for i, envelope, _ in run]):
-                    handler([Message(envelope, event) for _, envelope, event in run], batch)
+                    handler([Message(envelope, event) for _, envelope, event in run])
                 continue
             for i, envelope, event in run:
                 with observe.handling(consumer.name, envelope, deliveries[i]):
                     for each in consumer.handlers_for(event):
-                        each(Message(envelope, event), batch)
+                        each(Message(envelope, event))
         return verdicts
 
 
@@ -214,15 +208,14 @@ def _runs(consumer: Consumer, decoded: list[Decoded]) -> list[tuple[BatchHandler
 
 def _apply_message_by_message(consumer: Consumer, deliveries: list[Delivery], max_deliver: int) -> list[Verdict]:
     """One transaction, a savepoint per message: a failing message is undone alone and nak'd."""
-    scope = consumer.batch_scope() if consumer.batch_scope else nullcontext()
-    with transaction.atomic(), scope as batch:
+    with transaction.atomic():
         verdicts = [Verdict.ACK] * len(deliveries)
         for i, envelope, event in _decode(consumer, deliveries, verdicts):
-            verdicts[i] = _apply(consumer, deliveries[i], Message(envelope, event), batch, max_deliver)
+            verdicts[i] = _apply(consumer, deliveries[i], Message(envelope, event), max_deliver)
         return verdicts
 
 
-def _apply(consumer: Consumer, delivery: Delivery, message: Message, batch: Any, max_deliver: int) -> Verdict:
+def _apply(consumer: Consumer, delivery: Delivery, message: Message, max_deliver: int) -> Verdict:
     envelope = message.envelope
     try:
         with transaction.atomic():  # a savepoint: this message's effect, or nothing of it
@@ -230,7 +223,7 @@ def _apply(consumer: Consumer, delivery: Delivery, message: Message, batch: Any,
                 return Verdict.ACK
             with observe.handling(consumer.name, envelope, delivery):
                 for handler in consumer.handlers_for(message.event):
-                    handler([message] if takes_batch(handler) else message, batch)
+                    handler([message] if takes_batch(handler) else message)
     except Exception as exc:
         with observe.failing(consumer.name, delivery, envelope):
             if delivery.num_delivered >= max_deliver:

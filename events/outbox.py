@@ -8,6 +8,7 @@ records: it becomes their causation, and its correlation id is carried on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -68,6 +69,11 @@ class Pending:
     @property
     def insert(self) -> tuple[str, list]:
         return insert_statement(StoredEvent, COLUMNS, self.rows)
+
+    def only(self, keep: Callable[[Envelope], bool]) -> Pending:
+        """Return the events of these that ``keep`` is true of (those a conditional INSERT wrote)."""
+        kept = [(e, row) for e, row in zip(self.envelopes, self.rows, strict=True) if keep(e)]
+        return Pending([e for e, _ in kept], [row for _, row in kept])
 
 
 def prepare(

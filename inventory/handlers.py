@@ -3,20 +3,18 @@
 from events.consumer import Consumer, Message, batch_handler
 
 from .inbound import OrderCancelled, OrderPlaced
-from .services import BatchLevels, levels_once_per_batch, reservation_release, reservations_create
+from .services import reservation_release, reservations_create
 
 
 @batch_handler
-def reserve_stock(placed: list[Message[OrderPlaced]], levels: BatchLevels | None = None) -> None:
+def reserve_stock(placed: list[Message[OrderPlaced]]) -> None:
     """Hold stock for every line of each order, or reject it whole; a run of orders at once."""
-    reservations_create(
-        orders=[(m.event.order_id, m.event.lines) for m in placed], causes=[m.envelope for m in placed], levels=levels
-    )
+    reservations_create(orders=[(m.event.order_id, m.event.lines) for m in placed], causes=[m.envelope for m in placed])
 
 
-def release_stock(message: Message[OrderCancelled], levels: BatchLevels | None = None) -> None:
+def release_stock(message: Message[OrderCancelled]) -> None:
     """Give back what the order holds (or remember the cancel if it came first)."""
-    reservation_release(order_id=message.event.order_id, cause=message.envelope, levels=levels)
+    reservation_release(order_id=message.event.order_id, cause=message.envelope)
 
 
 SUBSCRIPTIONS = [
@@ -30,5 +28,4 @@ CONSUMER = Consumer(
     stream="SHOP",
     subjects=("shop.order.placed", "shop.order.cancelled"),
     subscriptions=tuple(SUBSCRIPTIONS),
-    batch_scope=levels_once_per_batch,
 )

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from events import outbox
 from events.base import Envelope, Event, Line
-from events.bulk import bulk_insert, bulk_set
+from events.bulk import Statement, insert_statement, update_statement, write_together
 
 from .events import StockLevelChanged, StockReceived, StockReleased, StockReservationRejected, StockReserved
 from .models import Reservation, StockItem
@@ -50,65 +48,43 @@ def _held_lines(reservation: Reservation) -> list[Line]:
     return [Line(str(line["sku"]), int(line["quantity"])) for line in reservation.lines]
 
 
-# The reads of every consumer batch, as plain SQL: the ORM spent more CPU building these than PostgreSQL
-# spent running them (make bench-batch). Rows are locked in SKU order, so two batches never wait in a cycle.
-STOCK_FIELDS = ["sku", "on_hand", "reserved", "version", "updated_at"]
-STOCK_ITEMS = f"SELECT {', '.join(STOCK_FIELDS)} FROM inventory_stockitem WHERE sku = ANY(%s) ORDER BY sku"
-RESERVATION_FIELDS = ["order_id", "status", "lines"]
-RESERVATIONS = f"""
-    SELECT {", ".join(RESERVATION_FIELDS)} FROM inventory_reservation WHERE order_id = ANY(%s::uuid[]) FOR UPDATE
+# The read of every consumer batch, as plain SQL: the ORM spent more CPU building it than PostgreSQL spent
+# running it (make bench-batch). One statement locks the batch's reservations and stock rows, each set in key
+# order (SKU order for the stock), so two batches never wait on each other in a cycle.
+LOCK_BATCH = """
+    WITH r AS (
+        SELECT order_id, status, lines FROM inventory_reservation WHERE order_id = ANY(%s::uuid[])
+        ORDER BY order_id FOR UPDATE
+    ), s AS (
+        SELECT sku, on_hand, reserved, version FROM inventory_stockitem WHERE sku = ANY(%s) ORDER BY sku FOR UPDATE
+    )
+    SELECT NULL, NULL, NULL, NULL, order_id, status, lines FROM r
+    UNION ALL SELECT sku, on_hand, reserved, version, NULL, NULL, NULL FROM s
 """
+STOCK_FIELDS = ["sku", "on_hand", "reserved", "version"]
+RESERVATION_FIELDS = ["order_id", "status", "lines"]
 
 
-def _stock_items(skus: list[str], *, lock: bool = False) -> list[StockItem]:
-    """Return the stock rows of ``skus`` in SKU order, locked FOR UPDATE if ``lock``."""
+def _lock_batch(order_ids: list[str], skus: list[str]) -> tuple[list[Reservation], dict[str, StockItem]]:
+    """Lock and return the reservations already made for these orders and the stock rows of ``skus``."""
     with connection.cursor() as cursor:
-        cursor.execute(STOCK_ITEMS + (" FOR UPDATE" if lock else ""), [list(skus)])
-        return [StockItem.from_db("default", STOCK_FIELDS, row) for row in cursor.fetchall()]
-
-
-def _locked_reservations(order_ids: list[str]) -> list[Reservation]:
-    """Return the reservations already made for these orders, locked FOR UPDATE (other fields deferred)."""
-    with connection.cursor() as cursor:
-        cursor.execute(RESERVATIONS, [list(order_ids)])
+        cursor.execute(LOCK_BATCH, [order_ids, skus])
         rows = cursor.fetchall()
-    # Django's psycopg set-up hands jsonb over as text (JSONField decodes it itself, which from_db does not).
-    return [
-        Reservation.from_db(
-            "default", RESERVATION_FIELDS, (order_id, status, json.loads(lines) if isinstance(lines, str) else lines)
-        )
-        for order_id, status, lines in rows
-    ]
+    reservations, items = [], {}
+    for sku, on_hand, reserved, version, order_id, status, lines in rows:
+        if sku is None:
+            # Django's psycopg set-up hands jsonb over as text (JSONField decodes it itself, which from_db does not).
+            held = json.loads(lines) if isinstance(lines, str) else lines
+            reservations.append(Reservation.from_db("default", RESERVATION_FIELDS, (order_id, status, held)))
+        else:
+            items[sku] = StockItem.from_db("default", STOCK_FIELDS, (sku, on_hand, reserved, version))
+    return reservations, items
 
 
 def _level(item: StockItem) -> StockLevelChanged:
     return StockLevelChanged(
         sku=item.sku, on_hand=item.on_hand, reserved=item.reserved, available=item.available, version=item.version
     )
-
-
-@dataclass
-class BatchLevels:
-    """The SKUs a consumer batch changed, whose levels it announces once, at its end."""
-
-    changed: set[str] = field(default_factory=set)
-
-
-@contextmanager
-def levels_once_per_batch() -> Iterator[BatchLevels]:
-    """Announce each changed SKU's level once, at the end of a batch, instead of once per change.
-
-    The services given the yielded ``BatchLevels`` note the SKUs they change in
-    it instead of announcing them. The levels are read back from the rows at
-    the end, so a message whose savepoint was rolled back announces nothing it
-    did not do. A projection applies the newest version it sees, so skipped
-    intermediate versions are harmless; this saves an outbox row, a publish and
-    a projection update per order.
-    """
-    batch = BatchLevels()
-    yield batch
-    if batch.changed:
-        outbox.record_many([_level(item) for item in _stock_items(sorted(batch.changed))])
 
 
 def _apply(
@@ -118,25 +94,27 @@ def _apply(
     *,
     causes: list[Envelope | None] | None = None,
     changes: Counter | None = None,
-    levels: BatchLevels | None = None,
+    also: Statement | None = None,
 ) -> None:
-    """Save changed stock rows and append the facts, with each SKU's new level unless ``levels`` collects it.
+    """Save changed stock rows, append the facts and each changed SKU's new level: one statement (with ``also``).
 
     ``changes`` counts the facts that touched each SKU (one by default): its
     version grows by that much, so it stays the number of facts in the log.
+    A level is announced once per SKU per call, however many facts changed it:
+    a projection applies the newest version it sees, so the skipped
+    intermediate ones are harmless, and a run of a hundred orders costs a
+    level per SKU, not per order.
     """
     now = timezone.now()
     for item in items:
         item.version += changes[item.sku] if changes else 1
         item.updated_at = now
-    bulk_set(items, [*fields, "version", "updated_at"])
     causes = causes if causes is not None else [None] * len(facts)
-    if levels is None:
-        announced = [_level(item) for item in items]
-        outbox.record_many([*facts, *announced], causes=[*causes, *[None] * len(announced)])
-    else:
-        levels.changed.update(item.sku for item in items)
-        outbox.record_many(facts, causes=causes)
+    announced = [_level(item) for item in items]
+    pending = outbox.prepare([*facts, *announced], causes=[*causes, *[None] * len(announced)])
+    stock = update_statement(items, [*fields, "version", "updated_at"]) if items else None
+    write_together(also, stock, pending.insert if pending.rows else None)
+    outbox.written(pending)
 
 
 @transaction.atomic
@@ -160,22 +138,22 @@ def reservations_create(
     *,
     orders: list[tuple[str, list[Line]]],
     causes: list[Envelope | None] | None = None,
-    levels: BatchLevels | None = None,
 ) -> list[Reservation]:
     """Decide many orders at once, in the given order: each is held whole or rejected whole.
 
-    Set-based: one statement locks every SKU of the batch (in SKU order, so two
+    Set-based, two statements whatever the number of orders: one locks the
+    orders' reservations and every SKU of the batch (in SKU order, so two
     batches never wait on each other in a cycle), the decisions are made in
-    memory one order after another, then one statement each writes the stock
-    rows, the reservations and the facts. An order decided before (a
+    memory one order after another, then one writes the reservations, the
+    stock rows, the facts and the new levels. An order decided before (a
     redelivery, or cancelled before it arrived) keeps its decision.
     """
     causes = causes if causes is not None else [None] * len(orders)
     ids = [str(order_id) for order_id, _ in orders]
-    decided = {str(r.order_id): r for r in _locked_reservations(ids)}
     wanted = {order_id: merge_lines(lines) for order_id, (_, lines) in zip(ids, orders, strict=True)}
-    skus = sorted({sku for order_id, want in wanted.items() if order_id not in decided for sku in want})
-    items = {item.sku: item for item in _stock_items(skus, lock=True)}
+    # Every SKU of the batch: a redelivered order's too (rare), so that one statement locks it all.
+    locked, items = _lock_batch(sorted(set(ids)), sorted({sku for want in wanted.values() for sku in want}))
+    decided = {str(r.order_id): r for r in locked}
     facts: list[Event] = []
     fact_causes: list[Envelope | None] = []
     new: list[Reservation] = []
@@ -206,17 +184,20 @@ def reservations_create(
     now = timezone.now()
     for r in new:
         r.created_at = r.updated_at = now
-    bulk_insert(Reservation, RESERVATION_COLUMNS, [(r.order_id, r.status, json.dumps(r.lines), now, now) for r in new])
+    rows = [(r.order_id, r.status, json.dumps(r.lines), now, now) for r in new]
     _apply(
-        [items[sku] for sku in sorted(changes)], ["reserved"], facts, causes=fact_causes, changes=changes, levels=levels
+        [items[sku] for sku in sorted(changes)],
+        ["reserved"],
+        facts,
+        causes=fact_causes,
+        changes=changes,
+        also=insert_statement(Reservation, RESERVATION_COLUMNS, rows) if rows else None,
     )
     return [decided[order_id] for order_id in ids]
 
 
 @transaction.atomic(savepoint=False)
-def reservation_release(
-    *, order_id: str, cause: Envelope | None = None, levels: BatchLevels | None = None
-) -> Reservation:
+def reservation_release(*, order_id: str, cause: Envelope | None = None) -> Reservation:
     """Give back what an order holds; remember a cancellation that comes first."""
     reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
     if reservation is None:
@@ -228,7 +209,7 @@ def reservation_release(
     for item in items:
         item.reserved -= wanted[item.sku]
     released = StockReleased(order_id=str(order_id), lines=_held_lines(reservation))
-    _apply(items, ["reserved"], [released], causes=[cause], levels=levels)
+    _apply(items, ["reserved"], [released], causes=[cause])
     reservation.status = Reservation.Status.RELEASED
     reservation.save(update_fields=["status", "updated_at"])
     return reservation

@@ -8,7 +8,7 @@ from .services import Decision, order_note, orders_settle
 
 
 @batch_handler
-def settle_orders(decisions: list[Message[StockReserved | StockReservationRejected]], _batch: None = None) -> None:
+def settle_orders(decisions: list[Message[StockReserved | StockReservationRejected]]) -> None:
     """Stock held: a pending order becomes confirmed; stock short: rejected, with the reason."""
     moved = orders_settle(
         decisions=[
@@ -22,7 +22,7 @@ def settle_orders(decisions: list[Message[StockReserved | StockReservationReject
         order_decided(order)
 
 
-def note_release(message: Message[StockReleased], _batch: None = None) -> None:
+def note_release(message: Message[StockReleased]) -> None:
     """The stock of a cancelled order went back: note it on the order's timeline."""
     order_note(order_id=message.event.order_id, cause=message.envelope)
 

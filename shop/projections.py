@@ -51,7 +51,7 @@ UPSERT_MANY = """
 
 
 @batch_handler
-def stock_levels_apply(levels: list[Message[StockLevelChanged]], _batch: None = None) -> None:
+def stock_levels_apply(levels: list[Message[StockLevelChanged]]) -> None:
     """Apply a run of levels in one statement: per SKU the newest of the run, if newer than the table's."""
     newest: dict[str, Message[StockLevelChanged]] = {}
     for m in levels:

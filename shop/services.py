@@ -20,7 +20,8 @@ from django.utils import timezone
 
 from events import outbox
 from events.base import Envelope, Line
-from events.bulk import bulk_insert, bulk_set
+from events.bulk import insert_statement
+from events.models import StoredEvent
 
 from .events import OrderCancelled, OrderConfirmed, OrderPlaced, OrderRejected
 from .models import IdempotencyKey, Order, OrderLine, TimelineEntry
@@ -169,19 +170,23 @@ def _record_own(order: Order, event) -> None:
 
 TIMELINE_COLUMNS = ("order_id", "type", "at", "event_id", "detail")
 
-# Plain SQL for the read of every consumer batch: the ORM spent more CPU building it than PostgreSQL spent
-# running it (make bench-batch). Locked in id order, so two batches never wait on each other in a cycle.
-LOCKED_FIELDS = ["id", "status", "reason", "created_at", "updated_at"]
-LOCKED_ORDERS = f"""
-    SELECT {", ".join(LOCKED_FIELDS)} FROM shop_order WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE
+# A consumer batch's decisions in one statement, no lock taken beforehand: the UPDATE moves only orders still
+# pending (row by row, under its own row locks, so a cancel committed meanwhile wins), and the events and
+# timeline entries of the orders it moved are written beside it, read from its RETURNING.
+SETTLE = """
+    WITH d AS (
+        SELECT * FROM unnest(%s::uuid[], %s::varchar[], %s::varchar[]) AS d(id, status, reason)
+    ), known AS (
+        SELECT id FROM shop_order WHERE id = ANY(%s::uuid[])
+    ), moved AS (
+        UPDATE shop_order AS o SET status = d.status, reason = d.reason, updated_at = %s
+        FROM d WHERE o.id = d.id AND o.status = %s
+        RETURNING o.id, o.created_at
+    ), noted AS ({noted}), own AS ({own}), e AS ({events})
+    SELECT (SELECT array_agg(id) FROM known), array_agg(m.id ORDER BY m.id), array_agg(m.created_at ORDER BY m.id)
+    FROM moved AS m
 """
-
-
-def _locked_orders(ids: list[str]) -> list[Order]:
-    """Return the orders of ``ids``, locked FOR UPDATE in id order (other fields deferred, loaded if read)."""
-    with connection.cursor() as cursor:
-        cursor.execute(LOCKED_ORDERS, [list(ids)])
-        return [Order.from_db("default", LOCKED_FIELDS, row) for row in cursor.fetchall()]
+MOVED = "v.{column} IN (SELECT id{cast} FROM moved)"
 
 
 @dataclass(frozen=True)
@@ -200,39 +205,57 @@ def orders_settle(*, decisions: list[Decision]) -> list[Order]:
 
     Return the orders that moved (those still pending when their decision came).
 
-    Set-based: one statement locks the orders (in id order, so two batches
-    never wait on each other in a cycle), one updates those that move, one
-    records their events, one appends the timeline entries. An order that is no
-    longer pending (cancelled meanwhile, or decided before) only gets the note.
+    Set-based, one statement whatever the number of orders: it moves the
+    orders still pending, appends every decision to its order's timeline, and
+    records the events (and timeline entries) of the orders it moved. An order
+    that is no longer pending (cancelled meanwhile, or decided before) only
+    gets the note; of two decisions for one order, the first counts.
     """
-    ids = sorted({d.order_id for d in decisions})
-    orders = {str(o.id): o for o in _locked_orders(ids)}
-    missing = [i for i in ids if i not in orders]
+    first: dict[str, Decision] = {}
+    for d in decisions:
+        first.setdefault(d.order_id, d)
+    own = [
+        OrderConfirmed(order_id=d.order_id) if d.reserved else OrderRejected(order_id=d.order_id, reason=d.reason)
+        for d in first.values()
+    ]
+    pending = outbox.prepare(own, causes=[d.cause for d in first.values()])
+    noted = [(d.order_id, d.cause.type, d.cause.occurred_at, d.cause.event_id, d.reason[:300]) for d in decisions]
+    entries = [(e.aggregate_id, e.type, e.occurred_at, e.event_id, "") for e in pending.envelopes]
+    noted_sql, noted_params = insert_statement(TimelineEntry, TIMELINE_COLUMNS, noted)
+    own_sql, own_params = insert_statement(
+        TimelineEntry, TIMELINE_COLUMNS, entries, where=MOVED.format(column="order_id", cast="")
+    )
+    events_sql, events_params = insert_statement(
+        StoredEvent, outbox.COLUMNS, pending.rows, where=MOVED.format(column="aggregate_id", cast="::text")
+    )
+    now = timezone.now()
+    params = [
+        list(first),
+        [Order.Status.CONFIRMED if d.reserved else Order.Status.REJECTED for d in first.values()],
+        ["" if d.reserved else d.reason[:300] for d in first.values()],
+        list(first),
+        now,
+        Order.Status.PENDING,
+        *noted_params,
+        *own_params,
+        *events_params,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(SETTLE.format(noted=noted_sql, own=own_sql, events=events_sql), params)
+        known, moved_ids, created = cursor.fetchone()
+    missing = sorted(set(first) - {str(i) for i in known or []})
     if missing:
         raise Order.DoesNotExist(f"no order {', '.join(missing)}")
-    now = timezone.now()
-    timeline: list[tuple] = []  # (order_id, type, at, event_id, detail), as TIMELINE_COLUMNS
-    moved: list[Order] = []
-    own: list[tuple[Order, OrderConfirmed | OrderRejected, Envelope]] = []
-    for d in decisions:
-        order = orders[d.order_id]
-        timeline.append((order.id, d.cause.type, d.cause.occurred_at, d.cause.event_id, d.reason[:300]))
-        if order.status != Order.Status.PENDING:
-            continue
-        if d.reserved:
-            order.status = Order.Status.CONFIRMED
-            own.append((order, OrderConfirmed(order_id=d.order_id), d.cause))
-        else:
-            order.status, order.reason = Order.Status.REJECTED, d.reason[:300]
-            own.append((order, OrderRejected(order_id=d.order_id, reason=d.reason), d.cause))
-        order.updated_at = now
-        moved.append(order)
-    bulk_set(moved, ["status", "reason", "updated_at"])
-    envelopes = outbox.record_many([event for _, event, _ in own], causes=[cause for _, _, cause in own])
-    timeline += [
-        (order.id, e.type, e.occurred_at, e.event_id, "") for (order, _, _), e in zip(own, envelopes, strict=True)
-    ]
-    bulk_insert(TimelineEntry, TIMELINE_COLUMNS, timeline)
+    moved_at = {str(i): at for i, at in zip(moved_ids or [], created or [], strict=True)}
+    outbox.written(pending.only(lambda envelope: envelope.aggregate_id in moved_at))
+    moved = []
+    for order_id, d in first.items():
+        if order_id in moved_at:
+            status = Order.Status.CONFIRMED if d.reserved else Order.Status.REJECTED
+            order = Order(id=order_id, status=status, reason="" if d.reserved else d.reason[:300])
+            order.created_at, order.updated_at = moved_at[order_id], now
+            order._state.adding, order._state.db = False, "default"
+            moved.append(order)
     return moved
 
 

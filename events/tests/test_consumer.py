@@ -33,7 +33,7 @@ class OrderConfirmed(OrderPlaced):
     TYPE = "OrderConfirmed"
 
 
-def remember(message: Message[OrderPlaced], _batch: None = None) -> None:
+def remember(message: Message[OrderPlaced]) -> None:
     """Record the effect in the database, so a rolled-back savepoint undoes it."""
     event = message.event
     if event.order_id == "boom":
@@ -50,7 +50,7 @@ RUNS: list[list[str]] = []  # the order ids each call of the batch handler got
 
 
 @batch_handler
-def remember_run(run: list[Message[OrderPlaced]], _batch: None = None) -> None:
+def remember_run(run: list[Message[OrderPlaced]]) -> None:
     """The same effect, set-based: a whole run of messages in one call."""
     RUNS.append([m.event.order_id for m in run])
     for m in run:

@@ -13,7 +13,7 @@ from inventory.handlers import reserve_stock as reserve_run
 from inventory.inbound import OrderCancelled, OrderPlaced
 from inventory.models import Reservation, StockItem
 from inventory.projections import differences, rebuild
-from inventory.services import BatchLevels, levels_once_per_batch, stock_receive
+from inventory.services import stock_receive
 
 pytestmark = pytest.mark.django_db
 
@@ -31,14 +31,14 @@ def message(event: OrderPlaced | OrderCancelled) -> Message:
     return Message(new_envelope(event, correlation_id=event.order_id, causation_id=None), event)
 
 
-def reserve_stock(*events: OrderPlaced, levels: BatchLevels | None = None) -> None:
+def reserve_stock(*events: OrderPlaced) -> None:
     """Deliver a run of OrderPlaced to the batch handler, as the consumer runner does."""
-    reserve_run([message(e) for e in events], levels)
+    reserve_run([message(e) for e in events])
 
 
 def release_stock(event: OrderCancelled) -> None:
-    """Deliver one OrderCancelled to its handler, without a batch scope."""
-    release_one(message(event), None)
+    """Deliver one OrderCancelled to its handler."""
+    release_one(message(event))
 
 
 def stock() -> dict[str, tuple[int, int]]:
@@ -158,18 +158,23 @@ def test_stock_is_the_fold_of_its_events():
     assert StockItem.objects.get(sku="A").version == 4  # received, reserved, released, reserved
 
 
-def test_a_batch_announces_each_changed_sku_once_with_its_final_level():
+def test_a_run_announces_each_changed_sku_once_with_its_final_level():
     given_stock(A=10, B=10)
     before = last_seq()
 
-    with transaction.atomic(), levels_once_per_batch() as levels:
-        reserve_stock(placed(("A", 1)), levels=levels)
-        reserve_stock(placed(("A", 2), ("B", 1)), levels=levels)
+    with transaction.atomic():
+        reserve_stock(placed(("A", 1)), placed(("A", 2), ("B", 1)), placed(("B", 20)))
         with pytest.raises(RuntimeError), transaction.atomic():  # a message whose savepoint rolls back
-            reserve_stock(placed(("B", 5)), levels=levels)
+            reserve_stock(placed(("B", 5)))
             raise RuntimeError
 
-    assert types_since(before) == ["StockReserved", "StockReserved", "StockLevelChanged", "StockLevelChanged"]
+    assert types_since(before) == [
+        "StockReserved",
+        "StockReserved",
+        "StockReservationRejected",
+        "StockLevelChanged",
+        "StockLevelChanged",
+    ]
     levels = {
         e.aggregate_id: bytes(e.payload) for e in StoredEvent.objects.filter(type="StockLevelChanged", seq__gt=before)
     }

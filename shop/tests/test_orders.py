@@ -16,9 +16,9 @@ pytestmark = pytest.mark.django_db
 
 
 def deliver(handler, event) -> None:
-    """Run a handler as the consumer runner does: the event in its envelope, no batch scope."""
+    """Run a handler as the consumer runner does: the event in its envelope."""
     message = Message(new_envelope(event, correlation_id=event.order_id, causation_id=None), event)
-    handler([message] if takes_batch(handler) else message, None)
+    handler([message] if takes_batch(handler) else message)
 
 
 def place(make_product, quantity: int = 1) -> Order:
@@ -105,7 +105,7 @@ def test_a_run_of_decisions_settles_each_order_with_its_own_cause(make_product):
     ]
     run = [Message(new_envelope(e, correlation_id=e.order_id, causation_id=None), e) for e in events]
 
-    settle_orders(run, None)
+    settle_orders(run)
 
     for order in orders:
         order.refresh_from_db()
