@@ -115,6 +115,10 @@ DATABASES = {
         # Django's psycopg pool: one pool per process, a connection borrowed per request
         # (and per worker batch), never leaked whatever the server model.
         "OPTIONS": {
+            # https://docs.djangoproject.com/en/5.2/ref/databases/#server-side-parameters-binding
+            # Parameters sent apart from the statement (psycopg's Cursor, not ClientCursor): no quoting of every
+            # array in Python, and statements run often are prepared once per connection (docs/benchmarks.md).
+            "server_side_binding": env.bool("DB_SERVER_SIDE_BINDING", default=True),
             "pool": {
                 "min_size": 1,
                 "max_size": env.int("DB_POOL_MAX_SIZE", default=12),
@@ -180,6 +184,10 @@ EVENT_WORKER_THREADS = env.int("EVENT_WORKER_THREADS", default=4)
 # Seconds a consumer waits after a batch that did not fill EVENT_BATCH_SIZE before fetching again,
 # so that under load the next batch carries what arrived meanwhile (0: fetch again at once).
 EVENT_FETCH_LINGER = env.float("EVENT_FETCH_LINGER", default=0.0)
+# Adaptive linger, when EVENT_FETCH_LINGER is 0: after a batch of more than one message (messages arrive
+# faster than they are applied one by one), wait as long as that batch took, at most this many seconds;
+# after a batch of one, not at all. 0 turns it off (docs/architecture.md, "Batches that fill themselves").
+EVENT_FETCH_LINGER_MAX = env.float("EVENT_FETCH_LINGER_MAX", default=0.004)
 # https://docs.nats.io/nats-concepts/jetstream/consumers#ackwait
 # Seconds JetStream waits for an ack before redelivering (to another worker if this one died).
 EVENT_ACK_WAIT_SECONDS = env.float("EVENT_ACK_WAIT_SECONDS", default=30.0)

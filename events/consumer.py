@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -275,6 +276,25 @@ def nak_delay(num_delivered: int) -> float:
     return min(0.1 * 2**num_delivered, 10.0)
 
 
+def linger_after(size: int, batch_size: int, took: float, fixed: float, adaptive_max: float) -> float:
+    """Seconds to wait before the next fetch, after a batch of ``size`` that took ``took`` seconds to apply.
+
+    A full batch: none (more is waiting). A fixed linger, if set: that. Else
+    adaptive: a batch of one means messages come slower than they are applied,
+    so waiting would only add latency; a batch of several means they come
+    faster, so the consumer waits about as long as the batch took (at most
+    ``adaptive_max``) and the next batch carries more of them for the same
+    fixed cost per batch (a transaction, its receipts, its statements).
+    """
+    if size >= batch_size:
+        return 0.0
+    if fixed:
+        return fixed
+    if size < 2 or not adaptive_max:
+        return 0.0
+    return min(took, adaptive_max)
+
+
 def _delivery(msg) -> Delivery:
     meta = msg.metadata
     return Delivery(
@@ -305,11 +325,13 @@ class Runner:
     threads: int = 0
     max_deliver: int = 0
     linger: float | None = None
+    linger_max: float | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.consumers = list(self.consumers)
         self.linger = settings.EVENT_FETCH_LINGER if self.linger is None else self.linger
+        self.linger_max = settings.EVENT_FETCH_LINGER_MAX if self.linger_max is None else self.linger_max
         self.batch_size = self.batch_size or settings.EVENT_BATCH_SIZE
         self.max_deliver = self.max_deliver or settings.EVENT_MAX_DELIVER
         # Threads, not one thread: database work of different consumers runs side by side.
@@ -351,6 +373,7 @@ class Runner:
                     msgs = await feed.next_batch(self.batch_size)
                     if not msgs:
                         continue
+                    began = time.monotonic()
                     started = observe.fetched(consumer.name, msgs)
                     deliveries = [_delivery(m) for m in msgs]
                     verdicts = await loop.run_in_executor(
@@ -359,9 +382,11 @@ class Runner:
                     await _settle(msgs, verdicts)
                     observe.settled(consumer.name, started)
                     backoff = 0.5
-                    if len(msgs) < self.batch_size and self.linger:
-                        # Caught up: let the next batch gather what arrives meanwhile.
-                        await asyncio.sleep(self.linger)
+                    pause = linger_after(
+                        len(msgs), self.batch_size, time.monotonic() - began, self.linger, self.linger_max
+                    )
+                    if pause:  # caught up: let the next batch gather what arrives meanwhile
+                        await asyncio.sleep(pause)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -5,7 +5,8 @@ hands the events a transaction recorded to its publisher **when that
 transaction commits** (``transaction.on_commit``; never for a rollback). The
 publisher is a thread with an event loop and a NATS connection of its own: it
 publishes them with ``Nats-Msg-Id`` = event id, as the relay does, and marks
-the acknowledged rows published. The request or the batch never waits for it.
+the acknowledged rows published, in a task of their own so that the next
+publish never waits for the last mark. The request or the batch never waits for it.
 
 The outbox stays the record and the relay the safety net: whatever a publisher
 did not publish (the process died between commit and publish, NATS was down,
@@ -54,8 +55,10 @@ class Publisher:
         self.published = 0
         self._conninfo = database_conninfo()
         self._rows: list[Row] = []
+        self._acked: list[str] = []  # event ids acknowledged by JetStream, not yet marked
         self._loop = asyncio.new_event_loop()
         self._wake = asyncio.Event()
+        self._marks_due = asyncio.Event()
         self._thread = threading.Thread(target=self._run, name=f"publisher-{name}", daemon=True)
         self._thread.start()
 
@@ -77,27 +80,45 @@ class Publisher:
     async def _main(self) -> None:
         nc = await bus.connect(f"publisher-{self.name}")
         js = nc.jetstream(publish_async_max_pending=self.max_in_flight)
+        marker = asyncio.create_task(self._mark_forever())
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                rows, self._rows = self._rows, []
+                if not nc.is_connected:
+                    continue  # the relay publishes them when NATS is back
+                acked, duplicates = await publish_rows(js, rows, self.max_in_flight, self.timeout)
+                observe.relayed(rows, acked, duplicates)
+                if acked:
+                    self._acked += [row[1] for row in acked]
+                    self._marks_due.set()
+        finally:
+            marker.cancel()
+
+    async def _mark_forever(self) -> None:
+        """Mark what was acknowledged as published, apart from publishing: the next publish never waits on it.
+
+        The marks are committed without waiting for the disk (``synchronous_commit``
+        off, for this connection only): a mark lost in a crash of PostgreSQL only
+        makes the relay publish that event again, and JetStream drops the copy.
+        """
         db: psycopg.AsyncConnection | None = None
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            rows, self._rows = self._rows, []
-            if not nc.is_connected:
-                continue  # the relay publishes them when NATS is back
-            acked, duplicates = await publish_rows(js, rows, self.max_in_flight, self.timeout)
-            observe.relayed(rows, acked, duplicates)
-            if not acked:
-                continue
+            await self._marks_due.wait()
+            self._marks_due.clear()
+            ids, self._acked = self._acked, []
             try:
                 if db is None or db.closed:
                     db = await psycopg.AsyncConnection.connect(**self._conninfo, autocommit=True)
-                await db.execute(MARK, [[row[1] for row in acked]])
-                self.published += len(acked)
+                    await db.execute("SET synchronous_commit = off")
+                await db.execute(MARK, [ids])
+                self.published += len(ids)
             except (psycopg.Error, OSError) as exc:
                 # Published but not marked: the relay publishes them again and JetStream drops the copies.
-                log.warning("publisher %s: cannot mark %d events published: %r", self.name, len(acked), exc)
+                log.warning("publisher %s: cannot mark %d events published: %r", self.name, len(ids), exc)
                 db = None
 
 

@@ -174,3 +174,14 @@ def test_nak_backoff_grows_and_is_capped():
     delays = [nak_delay(n) for n in range(1, 10)]
     assert delays == sorted(delays)
     assert delays[0] == pytest.approx(0.2) and delays[-1] == 10.0
+
+
+def test_a_consumer_lingers_only_when_messages_come_faster_than_it_applies_them():
+    from events.consumer import linger_after
+
+    assert linger_after(1, 100, took=0.003, fixed=0, adaptive_max=0.004) == 0  # a trickle: never wait
+    assert linger_after(5, 100, took=0.003, fixed=0, adaptive_max=0.004) == 0.003  # busy: as long as it took
+    assert linger_after(5, 100, took=0.020, fixed=0, adaptive_max=0.004) == 0.004  # at most the bound
+    assert linger_after(100, 100, took=0.003, fixed=0, adaptive_max=0.004) == 0  # full: more is waiting
+    assert linger_after(1, 100, took=0.003, fixed=0.005, adaptive_max=0.004) == 0.005  # a fixed linger wins
+    assert linger_after(5, 100, took=0.003, fixed=0, adaptive_max=0) == 0  # off
