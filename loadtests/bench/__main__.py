@@ -55,6 +55,70 @@ def _names(value: str) -> list[str]:
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
+def _pair(value: str) -> tuple[str, str]:
+    """Parse ``NAME=VALUE`` for argparse."""
+    from .compare.targets import parse_pair
+
+    try:
+        return parse_pair(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_compare_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("comparison (side by side with any server of the same HTTP contract)")
+    add = group.add_argument
+    add("--compare", action="store_true", help="after the lab, the same two steps against every system")
+    add("--compare-only", action="store_true", help="the comparison alone: no scenarios, ladder, reads or ceilings")
+    add(
+        "--against",
+        type=_pair,
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="another system to measure (repeatable), e.g. sync=http://127.0.0.1:8310",
+    )
+    add(
+        "--against-token",
+        type=_pair,
+        action="append",
+        default=[],
+        metavar="NAME=TOKEN",
+        help="a staff bearer token of that system, to top its stock up (needed only if it is short of stock)",
+    )
+    add("--devstack", action="store_true", help="also measure the project under `manage.py devstack` (free ports)")
+    add("--open-rate", type=float, default=80.0, help="orders/s of the open-loop step (default 80)")
+    add("--open-seconds", type=float, default=20.0, help="seconds of the open-loop step (default 20)")
+
+
+def _check_compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from .compare.run import DEVSTACK, LAB
+
+    args.compare = args.compare or args.compare_only
+    if (args.against or args.devstack) and not args.compare:
+        parser.error("--against and --devstack measure in the comparison: add --compare or --compare-only")
+    names = [name for name, _ in args.against]
+    if len(set(names)) < len(names) or set(names) & {LAB, DEVSTACK}:
+        parser.error(f"each --against needs its own name, neither {LAB} nor {DEVSTACK}")
+    for name, _ in args.against_token:
+        if name not in names:
+            parser.error(f"--against-token {name}=...: no --against {name}=URL")
+    if args.open_rate <= 0 or args.open_seconds <= 0:
+        parser.error("--open-rate and --open-seconds must be above 0")
+
+
+def _without_tokens(given: list[str]) -> list[str]:
+    """Return the arguments with each ``--against-token`` value shown as ``NAME=…``: the command goes in the docs."""
+    shown = []
+    for i, arg in enumerate(given):
+        if arg.startswith("--against-token="):
+            arg = "--against-token=" + arg.split("=", 2)[1] + "=…"
+        elif i and given[i - 1] == "--against-token":
+            arg = arg.split("=", 1)[0] + "=…"
+        shown.append(arg)
+    return shown
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse and check the options."""
     parser = argparse.ArgumentParser(
@@ -91,8 +155,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--docs",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="write the lab section of docs/benchmarks.md and its plots (default: yes, unless --quick)",
+        help="write the generated sections of docs/benchmarks.md (lab, comparison) and their plots "
+        "(default: yes, unless --quick)",
     )
+    _add_compare_options(parser)
     given = argv if argv is not None else sys.argv[1:]
     args = parser.parse_args(given)
     if args.quick:
@@ -101,13 +167,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             if f"--{name.replace('_', '-')}" not in named:
                 setattr(args, name, value)
     args.docs = not args.quick if args.docs is None else args.docs
-    args.command = " ".join(["make bench", *(["BENCH_ARGS=" + repr(" ".join(given))] if given else [])])
+    shown = _without_tokens(given)
+    args.command = " ".join(["make bench", *(["BENCH_ARGS=" + repr(" ".join(shown))] if shown else [])])
     for name in args.scenarios:
         if name not in SCENARIO_NAMES:
             parser.error(f"unknown scenario {name!r}; choose from {', '.join(SCENARIO_NAMES)}")
     for name in args.ladder:
         if name not in LADDER_NAMES:
             parser.error(f"the ladder cannot climb in {name!r}; choose from {', '.join(LADDER_NAMES)}")
+    _check_compare(parser, args)
     if args.rounds < 1 or args.orders < 1 or args.concurrency < 1 or args.web_workers < 1 or args.ladder_factor <= 1:
         parser.error("--rounds, --orders, --concurrency, --web-workers must be at least 1, --ladder-factor above 1")
     return args

@@ -28,6 +28,7 @@ class LoadResult:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)  # seconds, per accepted request, client-side
     first_error: str = ""  # what went wrong the first time, to say in the report
+    bodies: list[bytes] = field(default_factory=list)  # the accepted answers' bodies, when asked to keep them
 
     def fail(self, what: str) -> None:
         """Count an error, remembering the first one."""
@@ -40,6 +41,7 @@ class LoadResult:
         self.accepted += other.accepted
         self.errors += other.errors
         self.latencies += other.latencies
+        self.bodies += other.bodies
         self.first_error = self.first_error or other.first_error
 
 
@@ -62,6 +64,7 @@ class Connection:
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
+        self.body = b""  # of the last answer
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -87,15 +90,17 @@ class Connection:
                 chunked = b"chunked" in value.lower()
             elif name == b"connection":
                 close = b"close" in value.lower()
-        await (self._skip_chunks() if chunked else self.reader.readexactly(length))
+        self.body = await (self._read_chunks() if chunked else self.reader.readexactly(length))
         if close:
             self.close()
         return status
 
-    async def _skip_chunks(self) -> None:
+    async def _read_chunks(self) -> bytes:
+        chunks = []
         while size := int((await self.reader.readline()).split(b";")[0], 16):
-            await self.reader.readexactly(size + 2)
+            chunks.append((await self.reader.readexactly(size + 2))[:-2])
         await self.reader.readline()  # the blank line after the last chunk
+        return b"".join(chunks)
 
     def close(self) -> None:
         """Drop the connection; the next request opens a new one."""
@@ -104,8 +109,10 @@ class Connection:
         self.reader = self.writer = None
 
 
-async def _one(conn: Connection, request: bytes, result: LoadResult, started: float, ok: int = 202) -> None:
-    """Send one request; count an ``ok`` status as accepted, anything else (or no answer) as an error."""
+async def _one(
+    conn: Connection, request: bytes, result: LoadResult, started: float, ok: int = 202, keep: bool = False
+) -> None:
+    """Send one request; count an ``ok`` status as accepted (``keep``: its body too), anything else as an error."""
     result.sent += 1
     try:
         async with asyncio.timeout(REQUEST_TIMEOUT):
@@ -117,21 +124,26 @@ async def _one(conn: Connection, request: bytes, result: LoadResult, started: fl
     if status == ok:
         result.accepted += 1
         result.latencies.append(time.perf_counter() - started)
+        if keep:
+            result.bodies.append(conn.body)
     else:
         result.fail(f"HTTP {status}")
 
 
 async def closed_loop(
-    host: str, port: int, requests: Callable[[], bytes], n: int, concurrency: int, ok: int = 202
+    host: str, port: int, requests: Callable[[], bytes], n: int, concurrency: int, ok: int = 202, keep: bool = False
 ) -> LoadResult:
-    """Send ``n`` requests from ``concurrency`` clients, each sending its next one as soon as answered."""
+    """Send ``n`` requests from ``concurrency`` clients, each sending its next one as soon as answered.
+
+    ``keep``: keep the accepted answers' bodies (the comparison reads the order ids in them).
+    """
     tickets = iter(range(n))  # shared by the clients: each takes the next ticket until none is left
     result = LoadResult()
 
     async def client() -> None:
         conn = Connection(host, port)
         for _ in tickets:
-            await _one(conn, requests(), result, time.perf_counter(), ok)
+            await _one(conn, requests(), result, time.perf_counter(), ok, keep)
         conn.close()
 
     started = time.perf_counter()

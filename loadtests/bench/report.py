@@ -314,12 +314,12 @@ def _pct(part: float | None, whole: float | None) -> str:
     return f"{part / whole:.1%}" if part and whole else "–"
 
 
-def write_docs(path: Path, section: str) -> None:
-    """Replace the lab's section of a markdown file (between the markers), or append it."""
+def write_docs(path: Path, section: str, begin: str = DOCS_BEGIN, end: str = DOCS_END) -> None:
+    """Replace a generated section of a markdown file (between ``begin`` and ``end``: the lab's), or append it."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if DOCS_BEGIN in text and DOCS_END in text:
-        head, rest = text.split(DOCS_BEGIN, 1)
-        text = head + section + rest.split(DOCS_END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.write_text(text)

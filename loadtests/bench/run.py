@@ -14,6 +14,8 @@ from django.db import connection
 
 from . import ceilings as ceilings_
 from . import cpu, db, plots, reads, report
+from .compare import report as compare_report
+from .compare import run as compare
 from .ladder import Ladder, climb
 from .scenarios import SCENARIOS, Bench
 from .stack import BASE_DIR, Stack
@@ -36,7 +38,7 @@ def prepare() -> list[str]:
 
 
 def run(args: argparse.Namespace, child_env: dict[str, str], stamp: str, results_dir: Path) -> int:
-    """Run the chosen scenarios, ladders and ceilings; print the tables, write JSON, plots and docs."""
+    """Run the chosen scenarios, ladders, ceilings and comparison; print the tables, write JSON, plots and docs."""
     skus = prepare()
     log_dir = BASE_DIR / ".data" / "bench" / stamp
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -45,37 +47,73 @@ def run(args: argparse.Namespace, child_env: dict[str, str], stamp: str, results
     ladders: list[Ladder] = []
     read_path: list[reads.ReadFigures] = []
     found = None
+    systems: list[compare.System] = []
     start = cpu.snapshot({})
     try:
         bench.configure(SCENARIOS[0])
         say(f"processes up (logs in {log_dir}); warmed up")
-        run_rounds(bench, [s for s in SCENARIOS if s.name in args.scenarios], args.rounds)
-        if args.reads:
-            read_path = reads.measure(bench, args.orders, args.rounds, say)
-        for scenario in (s for s in SCENARIOS if s.name in args.ladder):
-            ladders.append(
-                climb(
-                    bench,
-                    scenario,
-                    args.ladder_start,
-                    args.ladder_factor,
-                    args.ladder_seconds,
-                    args.ladder_steps,
-                    args.rounds,
-                    say,
-                )
-            )
+        if not args.compare_only:
+            _lab(args, bench, ladders, read_path)
+        if args.compare:
+            bench.configure(SCENARIOS[0])  # the baseline again, after the levers
+            say("comparison: the project on the lab's stack")
+            systems.append(compare.lab(stack.port, args, stamp, say))
     finally:
         # A second Ctrl-C (devstack.embedded forwards one) must not cut the stopping short.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         stack.stop()
         signal.signal(signal.SIGINT, previous)
-    if args.ceilings:
+    if args.ceilings and not args.compare_only:
         say("ceilings: pgbench with one order placement's writes, then a raw JetStream publish/consume loop")
         found = ceilings_.measure(os.environ["DATABASE_URL"], args.pg_clients, args.ceiling_seconds, args.js_messages)
     used = cpu.used(start, cpu.snapshot({}))
     noise = used["other"] / max(sum(used.values()), 1e-9)
-    return _report(args, stamp, results_dir, list(bench.results.values()), ladders, found, noise, read_path)
+    if args.compare:  # the lab's processes stopped: each system alone on the machine
+        systems += compare.others(args, child_env, log_dir, stamp, say)
+    code = 0
+    if not args.compare_only:
+        code = _report(args, stamp, results_dir, list(bench.results.values()), ladders, found, noise, read_path)
+    if args.compare:
+        _compare_report(args, stamp, results_dir, systems)
+    return code
+
+
+def _lab(args: argparse.Namespace, bench: Bench, ladders: list[Ladder], read_path: list) -> None:
+    """Run the scenarios, the read path and the ladders, adding to ``ladders`` and ``read_path``."""
+    run_rounds(bench, [s for s in SCENARIOS if s.name in args.scenarios], args.rounds)
+    if args.reads:
+        read_path += reads.measure(bench, args.orders, args.rounds, say)
+    for scenario in (s for s in SCENARIOS if s.name in args.ladder):
+        ladders.append(
+            climb(
+                bench,
+                scenario,
+                args.ladder_start,
+                args.ladder_factor,
+                args.ladder_seconds,
+                args.ladder_steps,
+                args.rounds,
+                say,
+            )
+        )
+
+
+def _compare_report(args: argparse.Namespace, stamp: str, results_dir: Path, systems: list) -> None:
+    """Print the comparison's table; write its markdown, JSON and plot, and its docs block with ``--docs``."""
+    info, options = report.machine(_pg_version()), _options(args)
+    folder = PLOTS if args.docs else results_dir / stamp
+    png = compare_report.plot(systems, folder / "compare.png")
+    results_dir.mkdir(parents=True, exist_ok=True)
+    section = compare_report.markdown(info, options, systems, os.path.relpath(png, results_dir))
+    print()
+    print(section)
+    (results_dir / f"{stamp}-compare.md").write_text(section + "\n")
+    compare_report.write_json(results_dir / f"{stamp}-compare.json", info, options, systems)
+    if args.docs:
+        section = compare_report.markdown(info, options, systems, os.path.relpath(png, DOCS.parent))
+        report.write_docs(DOCS, section, compare_report.DOCS_BEGIN, compare_report.DOCS_END)
+        say(f"wrote the comparison into {DOCS.relative_to(BASE_DIR)} and {_show(png)}")
+    say(f"comparison: {_show(results_dir / f'{stamp}-compare.md')}, .json beside it, plot {_show(png)}")
 
 
 def run_rounds(bench: Bench, scenarios: list, rounds: int) -> None:
@@ -177,4 +215,6 @@ def _options(args: argparse.Namespace) -> dict:
         "ladder_factor": args.ladder_factor,
         "ladder_seconds": args.ladder_seconds,
         "rounds": args.rounds,
+        "open_rate": args.open_rate,
+        "open_seconds": args.open_seconds,
     }
