@@ -23,6 +23,7 @@ SCENARIO_NAMES = [
     "relay-notify",
     "relay-eager",
     "fetch-linger",
+    "linger-off",
 ]
 # The ladder paces HTTP orders through a running pipeline, so it climbs only in the configurations of the
 # pipeline (not `service`, which has no HTTP, nor `acceptance-only`, which stops the pipeline): each one's curve
@@ -36,6 +37,7 @@ LADDER_NAMES = [
     "relay-notify",
     "relay-eager",
     "fetch-linger",
+    "linger-off",
 ]
 QUICK = {
     "rounds": 1,

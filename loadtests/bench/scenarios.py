@@ -71,6 +71,11 @@ SCENARIOS = [
         "consumers wait 5 ms after a partial batch before fetching again",
         env={"EVENT_FETCH_LINGER": "0.005"},
     ),
+    Scenario(
+        "linger-off",
+        "no adaptive linger: consumers fetch again at once after any partial batch",
+        env={"EVENT_FETCH_LINGER_MAX": "0"},
+    ),
     # The stock read path (near cache or database) has its own read load: see reads.py.
 ]
 SCENARIO_NAMES = [s.name for s in SCENARIOS]
