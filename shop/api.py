@@ -6,13 +6,13 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 
 from events.base import SKU_PATTERN, is_sku
-from web.api import ApiError, api_view, json_body, positive_int
+from web.api import ApiError, api_view, json_body, positive_int, text_param
 from web.openapi import ERROR, Component, errors, operation
+from web.text import validate_email_address
 
 from .live import availability
 from .models import Order, Product
@@ -176,14 +176,6 @@ def _page(value: str) -> int:
     return page
 
 
-def _text_param(request: HttpRequest, name: str, limit: int) -> str:
-    """Return a query string parameter cut to ``limit`` characters, or raise ApiError 400 if it holds a NUL."""
-    value = request.GET.get(name, "")[:limit]
-    if "\x00" in value:  # PostgreSQL text cannot hold NUL: the query would fail with a DataError
-        raise ApiError(400, "invalid", f"{name} must not contain NUL characters", {name: "must not contain NUL"})
-    return value
-
-
 @operation(
     "List the catalog, a page at a time",
     {200: ("a page of products", PRODUCT_PAGE), **errors(400, 429)},
@@ -196,7 +188,7 @@ def _text_param(request: HttpRequest, name: str, limit: int) -> str:
 @api_view("GET")
 def products(request: HttpRequest):
     page = _page(request.GET.get("page", "1"))
-    q, category = _text_param(request, "q", 100), _text_param(request, "category", 64)
+    q, category = text_param(request, "q", 100), text_param(request, "category", 64)
     items, pages = product_list(q=q, category=category, page=page)
     stock = availability([p.sku for p in items])
     return JsonResponse(
@@ -227,7 +219,7 @@ def parse_order(body: dict) -> tuple[str, list[LineRequest]]:
     if not isinstance(email, str) or len(email) > 254:
         raise ApiError(422, "invalid", "email is required", {"email": "required, a string"})
     try:
-        validate_email(email)
+        validate_email_address(email)
     except ValidationError:
         raise ApiError(422, "invalid", "email is not a valid address", {"email": "not a valid address"}) from None
     lines = body.get("lines")
