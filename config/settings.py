@@ -29,6 +29,34 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # https://docs.djangoproject.com/en/5.2/ref/settings/#allowed-hosts
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
+# HTTPS AND SECURITY HEADERS
+# ------------------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
+# https://docs.djangoproject.com/en/5.2/ref/middleware/#module-django.middleware.security
+# Every hardening `manage.py check --deploy` asks for is on (with DEBUG off), so that it finds nothing;
+# DJANGO_HTTPS=0 turns them all off for a plain-HTTP setup (the devstack, the test and lab stacks, compose
+# behind its plain-HTTP nginx), and each variable below turns one off or on by itself.
+HTTPS = env.bool("DJANGO_HTTPS", default=not DEBUG)
+# https://docs.djangoproject.com/en/5.2/ref/settings/#secure-ssl-redirect
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=HTTPS)
+# https://docs.djangoproject.com/en/5.2/ref/settings/#secure-redirect-exempt
+# Probes and scrapes from inside the deployment speak plain HTTP: no redirect for them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# https://docs.djangoproject.com/en/5.2/ref/settings/#secure-proxy-ssl-header
+# Behind a proxy that terminates TLS: trust its X-Forwarded-Proto (only if it always sets it).
+if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# https://docs.djangoproject.com/en/5.2/ref/settings/#secure-hsts-seconds
+# A year, with subdomains; preload asks browsers' preload lists to take the domain (once it is submitted
+# at https://hstspreload.org/). Browsers remember HSTS: start with a short time on a new domain.
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=HTTPS)
+# https://docs.djangoproject.com/en/5.2/ref/settings/#session-cookie-secure
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=HTTPS)
+# https://docs.djangoproject.com/en/5.2/ref/settings/#csrf-cookie-secure
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=HTTPS)
+
 # APPS
 # ------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/ref/settings/#installed-apps
