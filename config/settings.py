@@ -268,6 +268,40 @@ OUTBOX_UNPUBLISHED_ALERT_SECONDS = env.int("OUTBOX_UNPUBLISHED_ALERT_SECONDS", d
 # Request bodies larger than this are refused with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
+# RATE LIMITS (web/ratelimit.py)
+# ------------------------------------------------------------------------------
+# https://owasp.org/API-Security/editions/2023/en/0xa6-unrestricted-access-to-sensitive-business-flows/
+# A token bucket per client address and per API token for each scope, in the default cache (shared by
+# every process only with REDIS_URL). On here and in compose; the devstack, the test and lab stacks turn
+# them off, so that load from one address measures the shop.
+RATE_LIMITS = env.bool("RATE_LIMITS", default=True)
+RATE_LIMIT_CACHE = "default"
+
+
+def _rate(name: str, default: str) -> tuple[int, float]:
+    """Return (capacity, period in seconds) of a "N/S" rule: N writes at once, refilled at N per S seconds."""
+    text = env.str(name, default=default)
+    capacity, _, period = text.partition("/")
+    try:
+        rule = int(capacity), float(period)
+    except ValueError:
+        rule = (0, 0.0)
+    if rule[0] < 1 or rule[1] <= 0:
+        raise ImproperlyConfigured(
+            f"{name} must be N/S (N writes in a burst, refilled at N per S seconds), not {text!r}"
+        )
+    return rule
+
+
+RATE_LIMIT_RULES = {
+    # POST /api/orders and the checkout form.
+    "orders": _rate("RATE_LIMIT_ORDERS", "10/60"),
+    # Restocks (API and staff page) and dead-letter replays.
+    "staff_writes": _rate("RATE_LIMIT_STAFF_WRITES", "60/60"),
+}
+# Proxies in front of the web processes that append to X-Forwarded-For (compose: nginx, 1); 0 trusts none.
+RATE_LIMIT_PROXIES = env.int("RATE_LIMIT_PROXIES", default=0)
+
 # AUTHENTICATION
 # ------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/ref/settings/#auth-password-validators

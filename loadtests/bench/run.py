@@ -12,6 +12,7 @@ from pathlib import Path
 from django.core.management import call_command
 from django.db import connection
 
+from ..check import rate_limits_line
 from . import ceilings as ceilings_
 from . import cpu, db, plots, reads, report
 from .ladder import Ladder, climb
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace, child_env: dict[str, str], stamp: str, results
     try:
         bench.configure(SCENARIOS[0])
         say(f"processes up (logs in {log_dir}); warmed up")
+        say(rate_limits_line(child_env["RATE_LIMITS"], "the lab's stack"))
         run_rounds(bench, [s for s in SCENARIOS if s.name in args.scenarios], args.rounds)
         if args.reads:
             read_path = reads.measure(bench, args.orders, args.rounds, say)
@@ -75,7 +77,8 @@ def run(args: argparse.Namespace, child_env: dict[str, str], stamp: str, results
         found = ceilings_.measure(os.environ["DATABASE_URL"], args.pg_clients, args.ceiling_seconds, args.js_messages)
     used = cpu.used(start, cpu.snapshot({}))
     noise = used["other"] / max(sum(used.values()), 1e-9)
-    return _report(args, stamp, results_dir, list(bench.results.values()), ladders, found, noise, read_path)
+    limits = rate_limits_line(child_env["RATE_LIMITS"], "the lab's stack")
+    return _report(args, stamp, results_dir, list(bench.results.values()), ladders, found, noise, read_path, limits)
 
 
 def run_rounds(bench: Bench, scenarios: list, rounds: int) -> None:
@@ -103,7 +106,7 @@ def run_rounds(bench: Bench, scenarios: list, rounds: int) -> None:
         bench.results[scenario.name] = best
 
 
-def _report(args, stamp, results_dir, results, ladders, found, noise, read_path) -> int:
+def _report(args, stamp, results_dir, results, ladders, found, noise, read_path, limits) -> int:
     info = report.machine(_pg_version())
     print()
     print(f"machine: {report.machine_line(info)}")
@@ -111,6 +114,7 @@ def _report(args, stamp, results_dir, results, ladders, found, noise, read_path)
         f"orders per scenario {args.orders}, concurrency {args.concurrency}, web workers {args.web_workers}; "
         f"other processes used {noise:.0%} of the busy CPU time"
     )
+    print(limits)
     if results:
         print(report.table(results))
         print()
