@@ -1,7 +1,8 @@
 """Fixtures shared by every test: real PostgreSQL (pytest-django's test database) and real NATS.
 
-``make test`` starts both (embedded) and sets DATABASE_URL / NATS_URL; pytest
-alone needs them set by hand.
+``make test`` starts both (embedded) and sets DATABASE_URL / NATS_URL, and
+DJANGO_HTTPS=0 RATE_LIMITS=0 (the suite's servers speak plain HTTP, and the tests
+of rate limits turn them on); pytest alone needs them set by hand.
 """
 
 from __future__ import annotations
@@ -12,6 +13,12 @@ import pytest
 from django.conf import settings
 
 from tests.pipeline import Pipeline, reset_streams, run_async
+
+
+def pytest_configure(config) -> None:
+    if settings.SECURE_SSL_REDIRECT or settings.RATE_LIMITS:
+        hint = "run it with `make test`, or set DJANGO_HTTPS=0 RATE_LIMITS=0"
+        pytest.exit(f"the suite serves plain HTTP without rate limits: {hint}", returncode=2)
 
 
 @pytest.fixture(scope="session")

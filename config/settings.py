@@ -29,6 +29,34 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # https://docs.djangoproject.com/en/5.2/ref/settings/#allowed-hosts
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
+# HTTPS AND SECURITY HEADERS
+# ------------------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
+# https://docs.djangoproject.com/en/5.2/ref/middleware/#module-django.middleware.security
+# Every hardening `manage.py check --deploy` asks for is on (with DEBUG off), so that it finds nothing;
+# DJANGO_HTTPS=0 turns them all off for a plain-HTTP setup (the devstack, the test and lab stacks, compose
+# behind its plain-HTTP nginx), and each variable below turns one off or on by itself.
+HTTPS = env.bool("DJANGO_HTTPS", default=not DEBUG)
+# https://docs.djangoproject.com/en/5.2/ref/settings/#secure-ssl-redirect
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=HTTPS)
+# https://docs.djangoproject.com/en/5.2/ref/settings/#secure-redirect-exempt
+# Probes and scrapes from inside the deployment speak plain HTTP: no redirect for them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# https://docs.djangoproject.com/en/5.2/ref/settings/#secure-proxy-ssl-header
+# Behind a proxy that terminates TLS: trust its X-Forwarded-Proto (only if it always sets it).
+if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# https://docs.djangoproject.com/en/5.2/ref/settings/#secure-hsts-seconds
+# A year, with subdomains; preload asks browsers' preload lists to take the domain (once it is submitted
+# at https://hstspreload.org/). Browsers remember HSTS: start with a short time on a new domain.
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=HTTPS)
+# https://docs.djangoproject.com/en/5.2/ref/settings/#session-cookie-secure
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=HTTPS)
+# https://docs.djangoproject.com/en/5.2/ref/settings/#csrf-cookie-secure
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=HTTPS)
+
 # APPS
 # ------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/ref/settings/#installed-apps
@@ -53,16 +81,18 @@ INSTALLED_APPS = [
 # MIDDLEWARE
 # ------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/ref/settings/#middleware
+# The security headers' two middleware come first: every response passes them, the JSON errors that
+# JsonErrorsMiddleware builds included (a middleware sees only the responses of those below it).
 MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "web.middleware.RequestContextMiddleware",
     "web.middleware.JsonErrorsMiddleware",
-    "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 # URLS AND SERVERS
@@ -245,6 +275,40 @@ OUTBOX_UNPUBLISHED_ALERT_SECONDS = env.int("OUTBOX_UNPUBLISHED_ALERT_SECONDS", d
 # https://docs.djangoproject.com/en/5.2/ref/settings/#data-upload-max-memory-size
 # Request bodies larger than this are refused with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+
+# RATE LIMITS (web/ratelimit.py)
+# ------------------------------------------------------------------------------
+# https://owasp.org/API-Security/editions/2023/en/0xa6-unrestricted-access-to-sensitive-business-flows/
+# A token bucket per client address and per API token for each scope, in the default cache (shared by
+# every process only with REDIS_URL). On here and in compose; the devstack, the test and lab stacks turn
+# them off, so that load from one address measures the shop.
+RATE_LIMITS = env.bool("RATE_LIMITS", default=True)
+RATE_LIMIT_CACHE = "default"
+
+
+def _rate(name: str, default: str) -> tuple[int, float]:
+    """Return (capacity, period in seconds) of a "N/S" rule: N writes at once, refilled at N per S seconds."""
+    text = env.str(name, default=default)
+    capacity, _, period = text.partition("/")
+    try:
+        rule = int(capacity), float(period)
+    except ValueError:
+        rule = (0, 0.0)
+    if rule[0] < 1 or rule[1] <= 0:
+        raise ImproperlyConfigured(
+            f"{name} must be N/S (N writes in a burst, refilled at N per S seconds), not {text!r}"
+        )
+    return rule
+
+
+RATE_LIMIT_RULES = {
+    # POST /api/orders and the checkout form.
+    "orders": _rate("RATE_LIMIT_ORDERS", "10/60"),
+    # Restocks (API and staff page) and dead-letter replays.
+    "staff_writes": _rate("RATE_LIMIT_STAFF_WRITES", "60/60"),
+}
+# Proxies in front of the web processes that append to X-Forwarded-For (compose: nginx, 1); 0 trusts none.
+RATE_LIMIT_PROXIES = env.int("RATE_LIMIT_PROXIES", default=0)
 
 # AUTHENTICATION
 # ------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from django.urls import include, path
 from inventory import api as inventory_api
 from ops.views import prometheus
 from shop import api as shop_api
-from web import converters  # noqa: F401  (registers <sku:…>)
+from web import converters  # noqa: F401  (registers <sku:…> and <text:…>)
 from web.health import healthz, readyz
 
 api_patterns = [

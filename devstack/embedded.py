@@ -297,6 +297,8 @@ class EmbeddedNats:
 def run_with_servers(command: list[str], data_dir: Path, keep: bool = False) -> int:
     """Start PostgreSQL and NATS (unless the environment names them), run ``command``, stop them."""
     env = dict(os.environ)
+    env.setdefault("DJANGO_HTTPS", "0")  # the suite and the lab serve plain HTTP on 127.0.0.1
+    env.setdefault("RATE_LIMITS", "0")  # ... and load them from one address: no abuse limits unless a test sets them
     pg = nats = None
     data_dir.mkdir(parents=True, exist_ok=True)
     # Turn SIGTERM into a clean exit so the finally-block stops the servers.

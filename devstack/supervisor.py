@@ -253,6 +253,8 @@ class Devstack:
         metrics_dir.mkdir()
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         env.setdefault("LOG_FLOW", "1")  # one log line per request and per event: grep an order id
+        env.setdefault("DJANGO_HTTPS", "0")  # it serves plain HTTP on 127.0.0.1 (config/settings.py, HTTPS)
+        env.setdefault("RATE_LIMITS", "0")  # load from one address measures the shop, not its abuse limits
         # ... in a file, not on the terminal, which keeps the ready line and the errors (a new file each run).
         if "LOG_FLOW_FILE" not in env:
             env["LOG_FLOW_FILE"] = str(self.flow_log)
@@ -276,6 +278,7 @@ class Devstack:
                 "database_url": env["DATABASE_URL"],
                 "nats_url": env["NATS_URL"],
                 "web_url": f"http://127.0.0.1:{self.port}/",
+                "rate_limits": env["RATE_LIMITS"],
                 "live_url": f"http://127.0.0.1:{self.live_port}/",
                 "live_processes": self.live,
                 "nats_monitor_urls": [

@@ -7,6 +7,7 @@ from django.http import JsonResponse
 from accounts.auth import staff_required
 from web.api import ApiError, api_view, json_body, positive_int
 from web.openapi import ERROR, Component, errors, operation
+from web.ratelimit import rate_limited
 
 from .models import StockItem
 from .selectors import stock_get
@@ -83,6 +84,7 @@ def stock_detail(request, sku: str):
     tag="inventory",
 )
 @api_view("POST")
+@rate_limited("staff_writes")
 @staff_required
 def stock_restock(request, sku: str):
     _item_or_404(sku)

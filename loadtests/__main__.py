@@ -34,7 +34,7 @@ from pathlib import Path
 
 from devstack import state as devstack_state
 
-from .check import BASE_DIR, FLASH_SKU, read_totals, verdict_problems, verify_invariants
+from .check import BASE_DIR, FLASH_SKU, rate_limits_line, read_totals, verdict_problems, verify_invariants
 
 REPORTS = BASE_DIR / "loadtests" / "reports"
 LOCUST = str(Path(sys.executable).with_name("locust"))
@@ -80,6 +80,14 @@ def target(env: dict[str, str]) -> tuple[str | None, str]:
             "or set LOCUST_HOST=http://host:port"
         )
     return url.rstrip("/"), url.rstrip("/")
+
+
+def rate_limits(env: dict[str, str]) -> str:
+    """Return the line saying whether the target runs with rate limits, as far as this checkout knows."""
+    if env.get("LOCUST_HOST"):
+        return "rate limits: as the target at LOCUST_HOST is configured (on unless it sets RATE_LIMITS=0)"
+    value = devstack_state.running(env.get("DEVSTACK_STATE")).get("rate_limits")
+    return rate_limits_line(value, "the devstack's")
 
 
 def reachable(host: str) -> bool:
@@ -175,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     folder = args.reports / time.strftime("%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
     say(f"load on {host}; report in {folder}")
+    say(rate_limits(env))
+    (folder / "rate_limits.txt").write_text(rate_limits(env) + "\n")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops Locust, which writes its reports; then the verdict
     code = run_locust(host_arg, folder, extra, env)
     stats = folder / "stats_stats.csv"

@@ -37,6 +37,17 @@ FINAL_TIMELINE = {"OrderConfirmed": "confirmed", "OrderRejected": "rejected", "O
 # The flash sale's own scarce product, which ``make loadtest`` creates and stocks before each run
 # (``manage.py prepare_flash_sale LTD-001 --create``); ``--flash-sku`` / ``LOCUST_FLASH_SKU`` picks another.
 FLASH_SKU = "LTD-001"
+# How django-environ reads a true boolean (config/settings.py reads RATE_LIMITS so, on when unset).
+TRUE_WORDS = {"true", "on", "ok", "y", "yes", "1"}
+
+
+def rate_limits_line(value: str | None, where: str) -> str:
+    """Return one line saying whether the shop ran with its rate limits, from its ``RATE_LIMITS`` ``value``."""
+    if value is None or value.strip().lower() in TRUE_WORDS:
+        shown = "unset, so on" if value is None else f"RATE_LIMITS={value}"
+        return f"rate limits: ON ({shown}, {where}): load from one address meets them, refused writes count as failures"
+    return f"rate limits: off (RATE_LIMITS={value}, {where}): the load measures the shop, not its abuse limits"
+
 
 NOT_JSON = object()  # what ``decode`` returns for a body that is not JSON
 

@@ -15,6 +15,7 @@ from accounts.auth import staff_required
 from events import metrics
 from events.models import DeadLetter
 from web.api import ApiError, api_view
+from web.ratelimit import rate_limited
 
 from . import history, selectors
 from .services import AlreadyReplayed, ReplayUnavailable, dead_letter_replay
@@ -58,6 +59,7 @@ def figures(request: HttpRequest) -> JsonResponse:
 
 
 @api_view("POST")
+@rate_limited("staff_writes")
 @staff_required
 def replay(request: HttpRequest, dead_letter_id: uuid.UUID) -> JsonResponse:
     try:

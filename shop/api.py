@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
+from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 
 from events.base import SKU_PATTERN, is_sku
-from web.api import ApiError, api_view, json_body, positive_int
+from web.api import ApiError, api_view, json_body, positive_int, text_param
 from web.openapi import ERROR, Component, errors, operation
+from web.ratelimit import rate_limited
+from web.text import validate_email_address
 
 from .live import availability
 from .models import Order, Product
+from .owners import bearer_user, shown_email
 from .selectors import order_get, page_number, product_get, product_list, stock_status
-from .services import CannotCancel, IdempotencyConflict, LineRequest, UnknownProducts, order_cancel, order_place
+from .services import (
+    CannotCancel,
+    IdempotencyConflict,
+    LineRequest,
+    UnknownProducts,
+    order_cancel,
+    order_claim,
+    order_place,
+)
 
 ORDER_FIELDS = {"email", "lines"}
 LINE_FIELDS = {"sku", "quantity"}
@@ -66,7 +78,11 @@ ORDER = Component(
             "id": {"type": "string", "format": "uuid"},
             "status": {"enum": ["pending", "confirmed", "rejected", "cancelled"]},
             "reason": {"type": "string", "description": "why it was rejected or cancelled"},
-            "email": {"type": "string"},
+            "email": {
+                "type": "string",
+                "description": "in full to whoever placed the order (its browser session or API token) and to "
+                "staff; masked for anyone else who has the id: r***@example.com",
+            },
             "lines": {
                 "type": "array",
                 "items": {
@@ -150,12 +166,13 @@ def product_json(request: HttpRequest, product: Product, available: int) -> dict
     }
 
 
-def order_json(request: HttpRequest, order: Order) -> dict:
+def order_json(request: HttpRequest, order: Order, *, placer: bool = False) -> dict:
+    """Return the order as the API shows it to this request (the e-mail in full only to its ``placer``, or staff)."""
     return {
         "id": str(order.id),
         "status": order.status,
         "reason": order.reason,
-        "email": order.email,
+        "email": order.email if placer else shown_email(request, order),
         "lines": [
             {"sku": ln.sku, "name": ln.name, "unit_price": f"{ln.unit_price:.2f}", "quantity": ln.quantity}
             for ln in order.lines.all()
@@ -176,14 +193,6 @@ def _page(value: str) -> int:
     return page
 
 
-def _text_param(request: HttpRequest, name: str, limit: int) -> str:
-    """Return a query string parameter cut to ``limit`` characters, or raise ApiError 400 if it holds a NUL."""
-    value = request.GET.get(name, "")[:limit]
-    if "\x00" in value:  # PostgreSQL text cannot hold NUL: the query would fail with a DataError
-        raise ApiError(400, "invalid", f"{name} must not contain NUL characters", {name: "must not contain NUL"})
-    return value
-
-
 @operation(
     "List the catalog, a page at a time",
     {200: ("a page of products", PRODUCT_PAGE), **errors(400, 429)},
@@ -196,7 +205,7 @@ def _text_param(request: HttpRequest, name: str, limit: int) -> str:
 @api_view("GET")
 def products(request: HttpRequest):
     page = _page(request.GET.get("page", "1"))
-    q, category = _text_param(request, "q", 100), _text_param(request, "category", 64)
+    q, category = text_param(request, "q", 100), text_param(request, "category", 64)
     items, pages = product_list(q=q, category=category, page=page)
     stock = availability([p.sku for p in items])
     return JsonResponse(
@@ -227,7 +236,7 @@ def parse_order(body: dict) -> tuple[str, list[LineRequest]]:
     if not isinstance(email, str) or len(email) > 254:
         raise ApiError(422, "invalid", "email is required", {"email": "required, a string"})
     try:
-        validate_email(email)
+        validate_email_address(email)
     except ValidationError:
         raise ApiError(422, "invalid", "email is not a valid address", {"email": "not a valid address"}) from None
     lines = body.get("lines")
@@ -271,10 +280,14 @@ def _idempotency_key(request: HttpRequest) -> str | None:
     return key
 
 
-def _place(*, email: str, lines: list[LineRequest], key: str | None) -> Order:
-    """Place the order, turning the service's refusals into ApiErrors."""
+def _place(*, email: str, lines: list[LineRequest], key: str | None, user) -> Order:
+    """Place the order (claimed by the ``user`` of the API token, if any), turning refusals into ApiErrors."""
     try:
-        return order_place(email=email, lines=lines, idempotency_key=key)
+        with transaction.atomic() if user is not None else nullcontext():
+            order = order_place(email=email, lines=lines, idempotency_key=key)
+            if user is not None:
+                order_claim(order=order, user_id=user.pk)
+            return order
     except UnknownProducts as exc:
         raise ApiError(
             422,
@@ -297,11 +310,12 @@ def _place(*, email: str, lines: list[LineRequest], key: str | None) -> Order:
     headers=(IDEMPOTENCY_KEY,),
 )
 @api_view("POST")
+@rate_limited("orders")
 def orders(request: HttpRequest):
     key = _idempotency_key(request)
     email, lines = parse_order(json_body(request))
-    order = _place(email=email, lines=lines, key=key)
-    response = JsonResponse(order_json(request, order), status=202)
+    order = _place(email=email, lines=lines, key=key, user=bearer_user(request))
+    response = JsonResponse(order_json(request, order, placer=True), status=202)
     response["Location"] = reverse("api:order", args=[order.id])
     return response
 

@@ -51,6 +51,9 @@ class Order(models.Model):
     currency = models.CharField(max_length=3)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The user whose API token placed it, who may see its e-mail (shop/owners.py); a plain column, no
+    # foreign key: no index for every order placed to update, and NULL (most orders) costs nothing.
+    placed_by_user_id = models.IntegerField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["status", "created_at"], name="order_status_created")]

@@ -276,3 +276,9 @@ def order_cancel(*, order_id: str) -> Order:
     order.save(update_fields=["status", "updated_at"])
     _record_own(order, OrderCancelled(order_id=str(order.id)))
     return order
+
+
+def order_claim(*, order: Order, user_id: int) -> None:
+    """Record that the user of an API token placed ``order``, unless another did first (shop/owners.py)."""
+    if Order.objects.filter(id=order.id, placed_by_user_id__isnull=True).update(placed_by_user_id=user_id):
+        order.placed_by_user_id = user_id

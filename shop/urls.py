@@ -1,6 +1,6 @@
 from django.urls import path
 
-from web import converters  # noqa: F401  (registers <sku:…>)
+from web import converters  # noqa: F401  (registers <sku:…> and <text:…>)
 
 from . import views
 

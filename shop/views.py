@@ -11,16 +11,16 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from events.base import is_sku
+from web.ratelimit import rate_limited
 
 from . import live
 from .cart import Cart
 from .forms import AddToCartForm, CartLineForm, CheckoutForm
 from .models import Category, Order, Product
+from .owners import MY_ORDERS_KEY, placed_here, remember, shown_email
 from .selectors import order_get, page_number, product_get, product_list
 from .services import CannotCancel, IdempotencyConflict, LineRequest, UnknownProducts, order_cancel, order_place
 
-MY_ORDERS_KEY = "orders"
-MY_ORDERS_MAX = 50
 CANCELLABLE = (Order.Status.PENDING, Order.Status.CONFIRMED)
 SKU_TOKEN = re.compile(r"[A-Za-z0-9_-]+")  # the characters of a SKU (events.base.is_sku)
 
@@ -153,6 +153,7 @@ def _cart_context(basket: Cart) -> dict:
 
 
 @require_http_methods(["GET", "POST"])
+@rate_limited("orders", page=True)
 def checkout(request):
     basket = Cart(request.session)
     if request.method == "GET":
@@ -168,7 +169,7 @@ def checkout(request):
     if form.is_valid():
         order = _place(form, lines)
         if order is not None:
-            _remember(request, order)
+            remember(request, order)
             basket.clear()
             return redirect("shop:order", order_id=order.id)
     status = 409 if lines and context["short"] else 400
@@ -189,11 +190,6 @@ def _place(form: CheckoutForm, lines: list[LineRequest]) -> Order | None:
     return None
 
 
-def _remember(request, order: Order) -> None:
-    ids = [str(order.id), *(i for i in request.session.get(MY_ORDERS_KEY, []) if i != str(order.id))]
-    request.session[MY_ORDERS_KEY] = ids[:MY_ORDERS_MAX]
-
-
 def order(request, order_id: uuid.UUID):
     found = order_get(order_id=order_id)
     if found is None:
@@ -204,7 +200,8 @@ def order(request, order_id: uuid.UUID):
         "names": names,
         "reason": customer_wording(found.reason, names),
         "timeline": timeline_rows(found, names),
-        "mine": _is_mine(request, found),
+        "mine": placed_here(request, found),
+        "email": shown_email(request, found),
         "cancellable": found.status in CANCELLABLE,
     }
     return render(request, "shop/order.html", context)
@@ -216,17 +213,13 @@ def customer_wording(text: str, names: dict[str, str]) -> str:
     return worded[:1].upper() + worded[1:]
 
 
-def _is_mine(request, order: Order) -> bool:
-    return str(order.id) in request.session.get(MY_ORDERS_KEY, [])
-
-
 @require_POST
 def order_cancel_page(request, order_id: uuid.UUID):
     """Cancel an order placed from this browser, while it can be."""
     found = order_get(order_id=order_id)
     if found is None:
         raise Http404("no such order")
-    if not _is_mine(request, found):
+    if not placed_here(request, found):
         return HttpResponseForbidden("Only the browser that placed this order can cancel it here.")
     try:
         order_cancel(order_id=found.id)

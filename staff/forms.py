@@ -3,8 +3,10 @@
 from django import forms
 from django.conf import settings
 
+from web.text import StorableTextForm
 
-class RestockForm(forms.Form):
+
+class RestockForm(StorableTextForm):
     """Units received for one SKU."""
 
     quantity = forms.IntegerField(min_value=1)
@@ -16,7 +18,7 @@ class RestockForm(forms.Form):
         return quantity
 
 
-class EventFilterForm(forms.Form):
+class EventFilterForm(StorableTextForm):
     """Which events the explorer lists."""
 
     type = forms.CharField(required=False, max_length=100)

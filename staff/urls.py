@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from web import converters  # noqa: F401  (registers <sku:…>)
+from web import converters  # noqa: F401  (registers <sku:…> and <text:…>)
 
 from . import views
 
@@ -12,5 +12,5 @@ urlpatterns = [
     path("", views.inventory, name="inventory"),
     path("stock/<sku:sku>/restock/", views.restock, name="restock"),
     path("events/", views.events, name="events"),
-    path("events/chain/<str:correlation_id>/", views.chain, name="chain"),
+    path("events/chain/<text:correlation_id>/", views.chain, name="chain"),
 ]

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from inventory.services import UnknownSku, stock_receive
 from shop.selectors import stock_status
+from web.ratelimit import rate_limited
 
 from .forms import EventFilterForm, RestockForm
 from .selectors import event_chain, event_types, events_recent, stock_rows
@@ -32,6 +33,7 @@ def inventory(request):
 
 @staff_required
 @require_POST
+@rate_limited("staff_writes", page=True)
 def restock(request, sku: str):
     form = RestockForm(request.POST)
     if not form.is_valid():

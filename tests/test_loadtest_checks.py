@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from loadtests import check
 
 PRODUCT = {
@@ -152,3 +154,11 @@ def test_a_form_refused_for_the_stock_must_say_what_the_stock_allows():
     )
     assert check.stock_refusal_problem("<p>Only 3 of Hand grinder available: you can add up to 3.</p>") is None
     assert check.stock_refusal_problem("<p>Conflict</p>") == "HTTP 409 without saying what the stock allows"
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [(None, "rate limits: ON (unset, so on"), ("1", "rate limits: ON (RATE_LIMITS=1"), ("0", "rate limits: off")],
+)
+def test_a_run_says_whether_the_shop_had_its_rate_limits(value, said):
+    assert check.rate_limits_line(value, "the devstack's").startswith(said)

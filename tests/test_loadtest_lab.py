@@ -63,6 +63,7 @@ def test_a_tiny_lab_run_writes_its_tables_plots_and_json(tmp_path):
         preexec_fn=parent_death_signal(signal.SIGTERM),
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    assert "rate limits: off (RATE_LIMITS=0, the lab's stack)" in done.stdout
 
     (result,) = tmp_path.glob("*.json")
     data = json.loads(result.read_text())

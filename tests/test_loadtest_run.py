@@ -85,6 +85,7 @@ def test_a_short_loadtest_passes_with_every_order_final_and_writes_its_report(de
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     assert "PASS" in output and "report:" in output
+    assert "rate limits: off (RATE_LIMITS=0, the devstack's)" in output
     assert f"flash sale: {FLASH_SKU}: received {FLASH_STOCK}, {FLASH_STOCK} available" in output
 
     (folder,) = reports.iterdir()

@@ -13,6 +13,8 @@ from typing import Any
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 
+from .text import REASON, unstorable, unstorable_paths
+
 
 class ApiError(Exception):
     """An error a client can act on; the view answers it as JSON with ``status``."""
@@ -50,7 +52,11 @@ def api_view(*methods: str) -> Callable:
 
 
 def json_body(request: HttpRequest) -> dict[str, Any]:
-    """Return the request's JSON object, or raise ApiError (413, 415, 400)."""
+    """Return the request's JSON object, or raise ApiError (413, 415, 400).
+
+    A string the database could not store (a NUL, a lone surrogate: ``web.text``), anywhere in
+    the object, is refused here, for every endpoint, with the path of each such field.
+    """
     try:
         raw = request.body
     except RequestDataTooBig:
@@ -64,7 +70,18 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    bad = list(dict.fromkeys(unstorable_paths(body)))
+    if bad:
+        raise ApiError(400, "invalid_text", f"{bad[0]} {REASON}", {path: REASON for path in bad})
     return body
+
+
+def text_param(request: HttpRequest, name: str, limit: int) -> str:
+    """Return a query string parameter cut to ``limit`` characters, or raise ApiError 400 if it is unstorable."""
+    value = request.GET.get(name, "")[:limit]
+    if unstorable(value):
+        raise ApiError(400, "invalid_text", f"{name} {REASON}", {name: REASON})
+    return value
 
 
 def positive_int(value: Any, *, field: str, maximum: int) -> int:

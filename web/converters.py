@@ -1,8 +1,13 @@
-"""Path converters: ``<sku:…>`` routes a path segment only if it is a valid SKU (a NATS subject token)."""
+"""Path converters: ``<sku:…>`` routes a path segment only if it is a valid SKU (a NATS subject token),
+``<text:…>`` any segment the database can store (``web.text``).
+"""
 
 from django.urls import register_converter
+from django.urls.converters import StringConverter
 
 from events.base import SKU_PATTERN
+
+from .text import unstorable
 
 
 class SkuConverter:
@@ -17,5 +22,16 @@ class SkuConverter:
         return value
 
 
+class TextConverter(StringConverter):
+    """The ``<text:…>`` URL converter: ``<str:…>``, but a segment the database cannot store matches no route."""
+
+    def to_python(self, value: str) -> str:
+        if unstorable(value):
+            # https://docs.djangoproject.com/en/5.2/topics/http/urls/#registering-custom-path-converters
+            raise ValueError(value)
+        return value
+
+
 # Once, at import: every URLconf that uses <sku:…> imports this module first.
 register_converter(SkuConverter, "sku")
+register_converter(TextConverter, "text")

@@ -67,6 +67,8 @@ REFUSALS = {
     415: "the body is not application/json",
     429: "too many requests; try again later",
 }
+# Sent with every 429 (web/ratelimit.py).
+RETRY_AFTER = {"description": "seconds to wait before trying again", "schema": {"type": "integer", "minimum": 1}}
 
 
 def errors(*statuses: int, **described: str) -> dict[int, tuple[str, Component]]:
@@ -141,6 +143,8 @@ def _operation(op: Operation, method: str, parameters: list[dict], components: _
         answer: dict[str, Any] = {"description": description}
         if schema is not None:
             answer["content"] = {"application/json": {"schema": components.ref(schema)}}
+        if status == 429:
+            answer["headers"] = {"Retry-After": RETRY_AFTER}
         responses[str(status)] = answer
     out["responses"] = responses
     return out

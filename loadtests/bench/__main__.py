@@ -185,7 +185,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def setup_django(concurrency: int) -> dict[str, str]:
     """Set up Django in this process; return the environment the children get (without the bench's own pool)."""
-    child_env = dict(os.environ)
+    # The lab's stack serves plain HTTP on 127.0.0.1, its closed loops all from one address: without the
+    # abuse limits (unless RATE_LIMITS says otherwise), which would measure themselves, not the shop.
+    child_env = {"DJANGO_HTTPS": "0", "RATE_LIMITS": "0", **os.environ}
     # Each service-scenario thread holds a connection while it places an order: a smaller pool would queue them.
     os.environ["DB_POOL_MAX_SIZE"] = str(max(12, concurrency + 4))
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"

@@ -12,6 +12,7 @@ from pathlib import Path
 from django.core.management import call_command
 from django.db import connection
 
+from ..check import rate_limits_line
 from . import ceilings as ceilings_
 from . import cpu, db, plots, reads, report
 from .compare import report as compare_report
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace, child_env: dict[str, str], stamp: str, results
     try:
         bench.configure(SCENARIOS[0])
         say(f"processes up (logs in {log_dir}); warmed up")
+        say(rate_limits_line(child_env["RATE_LIMITS"], "the lab's stack"))
         if not args.compare_only:
             _lab(args, bench, ladders, read_path)
         if args.compare:
@@ -72,7 +74,8 @@ def run(args: argparse.Namespace, child_env: dict[str, str], stamp: str, results
         systems += compare.others(args, child_env, log_dir, stamp, say)
     code = 0
     if not args.compare_only:
-        code = _report(args, stamp, results_dir, list(bench.results.values()), ladders, found, noise, read_path)
+        limits = rate_limits_line(child_env["RATE_LIMITS"], "the lab's stack")
+        code = _report(args, stamp, results_dir, list(bench.results.values()), ladders, found, noise, read_path, limits)
     if args.compare:
         _compare_report(args, stamp, results_dir, systems)
     return code
@@ -141,7 +144,7 @@ def run_rounds(bench: Bench, scenarios: list, rounds: int) -> None:
         bench.results[scenario.name] = best
 
 
-def _report(args, stamp, results_dir, results, ladders, found, noise, read_path) -> int:
+def _report(args, stamp, results_dir, results, ladders, found, noise, read_path, limits) -> int:
     info = report.machine(_pg_version())
     print()
     print(f"machine: {report.machine_line(info)}")
@@ -149,6 +152,7 @@ def _report(args, stamp, results_dir, results, ladders, found, noise, read_path)
         f"orders per scenario {args.orders}, concurrency {args.concurrency}, web workers {args.web_workers}; "
         f"other processes used {noise:.0%} of the busy CPU time"
     )
+    print(limits)
     if results:
         print(report.table(results))
         print()
