@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import nats
 from django.conf import settings
@@ -163,11 +163,15 @@ def message_headers(event_id: str, traceparent: str | None) -> dict[str, str]:
 Row = tuple
 
 
-async def publish_rows(js, rows: list[Row], max_in_flight: int, timeout: float) -> tuple[list[Row], set[str]]:
+async def publish_rows(
+    js, rows: list[Row], max_in_flight: int, timeout: float, on_sent: Callable[[], None] | None = None
+) -> tuple[list[Row], set[str]]:
     """Publish rows in order, up to ``max_in_flight`` awaiting their ack.
 
     Return the rows JetStream acknowledged, and the ids of those it already had
     (published before by another publisher or the relay: it kept one copy).
+    ``on_sent`` is called once every row is written to the connection, before
+    the acks are awaited.
     """
     futures = []
     for i, row in enumerate(rows):
@@ -184,6 +188,9 @@ async def publish_rows(js, rows: list[Row], max_in_flight: int, timeout: float) 
             log.warning("publish of %s failed: %r", subject, exc)
             break
         futures.append((row, time.monotonic(), future))
+    if on_sent is not None:
+        await asyncio.sleep(0)  # one turn of the loop: nats-py's flusher writes what was just published
+        on_sent()
     acked, duplicates = [], set()
     for row, sent_at, future in futures:
         remaining = max(0.01, timeout - (time.monotonic() - sent_at))

@@ -47,15 +47,20 @@ MAX_BACKLOG = 10_000
 class Publisher:
     """A thread that publishes committed outbox rows as soon as they are handed to it."""
 
-    def __init__(self, name: str, *, delay: float = 0.0, max_in_flight: int = 0, timeout: float = 0.0):
+    def __init__(
+        self, name: str, *, delay: float = 0.0, max_in_flight: int = 0, timeout: float = 0.0, wait: float = 0.05
+    ):
         self.name = name
         self.delay = delay
+        self.wait = wait  # seconds a caller of submit waits at most for its events to be sent
         self.max_in_flight = max_in_flight or settings.RELAY_MAX_IN_FLIGHT
         self.timeout = timeout or settings.RELAY_PUBLISH_TIMEOUT
         self.published = 0
         self._conninfo = database_conninfo()
         self._rows: list[Row] = []
         self._acked: list[str] = []  # event ids acknowledged by JetStream, not yet marked
+        self._sent: list[threading.Event] = []  # the callers waiting for their rows to be sent
+        self._nc = None  # the NATS connection, once made
         self._loop = asyncio.new_event_loop()
         self._wake = asyncio.Event()
         self._marks_due = asyncio.Event()
@@ -63,14 +68,25 @@ class Publisher:
         self._thread.start()
 
     def submit(self, rows: list[Row]) -> None:
-        """Hand over rows just committed (from any thread); returns at once."""
-        self._loop.call_soon_threadsafe(self._take, rows)
+        """Hand over rows just committed (from any thread); return once they are sent, or after ``wait`` at most.
 
-    def _take(self, rows: list[Row]) -> None:
+        The caller waits (a fraction of a millisecond) for its events to be
+        written to NATS, not acknowledged: a thread that hands them over and
+        runs on holds the GIL that the publisher needs, and its events would
+        leave only when it next lets go of it, after the response or the batch.
+        """
+        sent = threading.Event()
+        self._loop.call_soon_threadsafe(self._take, rows, sent)
+        if self._nc is not None and self._nc.is_connected and not self.delay:  # else nothing to wait for soon
+            sent.wait(self.wait)
+
+    def _take(self, rows: list[Row], sent: threading.Event) -> None:
         if len(self._rows) + len(rows) > MAX_BACKLOG:
             log.info("publisher %s: backlog full; %d events left to the relay", self.name, len(rows))
+            sent.set()
             return
         self._rows.extend(rows)
+        self._sent.append(sent)
         self._wake.set()
 
     def _run(self) -> None:
@@ -78,7 +94,7 @@ class Publisher:
         self._loop.run_until_complete(self._main())
 
     async def _main(self) -> None:
-        nc = await bus.connect(f"publisher-{self.name}")
+        nc = self._nc = await bus.connect(f"publisher-{self.name}")
         js = nc.jetstream(publish_async_max_pending=self.max_in_flight)
         marker = asyncio.create_task(self._mark_forever())
         try:
@@ -88,9 +104,13 @@ class Publisher:
                 if self.delay:
                     await asyncio.sleep(self.delay)
                 rows, self._rows = self._rows, []
+                sent, self._sent = self._sent, []
                 if not nc.is_connected:
+                    _release(sent)
                     continue  # the relay publishes them when NATS is back
-                acked, duplicates = await publish_rows(js, rows, self.max_in_flight, self.timeout)
+                acked, duplicates = await publish_rows(
+                    js, rows, self.max_in_flight, self.timeout, on_sent=lambda sent=sent: _release(sent)
+                )
                 observe.relayed(rows, acked, duplicates)
                 if acked:
                     self._acked += [row[1] for row in acked]
@@ -120,6 +140,11 @@ class Publisher:
                 # Published but not marked: the relay publishes them again and JetStream drops the copies.
                 log.warning("publisher %s: cannot mark %d events published: %r", self.name, len(ids), exc)
                 db = None
+
+
+def _release(waiting: list[threading.Event]) -> None:
+    for event in waiting:
+        event.set()
 
 
 _name: str | None = None
