@@ -40,6 +40,9 @@ MARK = """
     UPDATE events_storedevent SET published_at = clock_timestamp()
     WHERE event_id = ANY(%s::uuid[]) AND published_at IS NULL
 """
+# Seconds a publisher gathers acknowledged events before marking them, in one UPDATE (far below
+# RELAY_SWEEP_AGE, so the relay does not take them for lost): a statement per 20 ms, not per request.
+MARK_EVERY = 0.02
 # Rows waiting in one publisher beyond which it drops new ones (the relay sweeps them): NATS is away.
 MAX_BACKLOG = 10_000
 
@@ -128,6 +131,7 @@ class Publisher:
         db: psycopg.AsyncConnection | None = None
         while True:
             await self._marks_due.wait()
+            await asyncio.sleep(MARK_EVERY)  # what is acknowledged meanwhile goes in the same UPDATE
             self._marks_due.clear()
             ids, self._acked = self._acked, []
             try:

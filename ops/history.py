@@ -18,7 +18,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection
 
-from shop.selectors import order_latencies
+from shop.selectors import order_latency_quantiles
 
 from . import selectors
 from .models import Sample
@@ -41,15 +41,12 @@ def quantile(values: list[float], q: float) -> float | None:
 
 def latency_now() -> dict:
     """Return p50 and p99 place → confirmed of the orders confirmed in the last LATENCY_WINDOW seconds."""
-    values = order_latencies(
-        decided_within=timedelta(seconds=LATENCY_WINDOW), placed_within=timedelta(seconds=LATENCY_LOOKBACK)
+    orders, (p50, p99) = order_latency_quantiles(
+        decided_within=timedelta(seconds=LATENCY_WINDOW),
+        placed_within=timedelta(seconds=LATENCY_LOOKBACK),
+        quantiles=[0.5, 0.99],
     )
-    return {
-        "orders": len(values),
-        "p50": quantile(values, 0.5),
-        "p99": quantile(values, 0.99),
-        "window": LATENCY_WINDOW,
-    }
+    return {"orders": orders, "p50": p50, "p99": p99, "window": LATENCY_WINDOW}
 
 
 def sample_now(at: int) -> dict:

@@ -118,18 +118,25 @@ class OrderConsumer(CountedSocket):
         except ValueError:
             await self.close(code=4404)
             return
+        live.watch_order(self.order_id)
+        self.watching = True
         await self.channel_layer.group_add(live.order_group(self.order_id), self.channel_name)
         snapshot = await database_sync_to_async(order_snapshot)(self.order_id)
         if snapshot is None:
-            await self.channel_layer.group_discard(live.order_group(self.order_id), self.channel_name)
+            await self._unwatch()
             await self.close(code=4404)
             return
         await self.accept()
         await self.send(text_data=json.dumps(snapshot))
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "order_id"):
+        await self._unwatch()
+
+    async def _unwatch(self) -> None:
+        if getattr(self, "watching", False):
+            self.watching = False
             await self.channel_layer.group_discard(live.order_group(self.order_id), self.channel_name)
+            live.unwatch_order(self.order_id)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         pass  # this socket only speaks

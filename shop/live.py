@@ -27,6 +27,7 @@ import math
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,6 +58,23 @@ def stock_group(sku: str) -> str:
 
 def order_group(order_id: str) -> str:
     return f"order.{order_id}"
+
+
+# The orders this process has a socket open for (each with its number of sockets): the order events of
+# every other order are dropped unread, so a process with no order page open decodes none of them.
+_watched: Counter[str] = Counter()
+
+
+def watch_order(order_id: str) -> None:
+    """Note a socket of this process following ``order_id`` (before it joins the order's group)."""
+    _watched[order_id] += 1
+
+
+def unwatch_order(order_id: str) -> None:
+    """Note that a socket of this process stopped following ``order_id``."""
+    _watched[order_id] -= 1
+    if _watched[order_id] <= 0:
+        del _watched[order_id]
 
 
 @dataclass(frozen=True)
@@ -232,11 +250,15 @@ class Feed:
             await self.layer.group_send(STAFF_STOCK_GROUP, {"type": "stock.level", "level": level.staff_frame()})
 
     async def _on_order_event(self, msg) -> None:
+        if not _watched:
+            return  # no order page open here: nothing to decode
         try:
             envelope, data = decode_envelope(msg.data)
         except DecodeError:
             return
         order_id = str(data.get("order_id") or envelope.correlation_id)
+        if order_id not in _watched:
+            return
         entry = {
             "type": envelope.type,
             "at": envelope.occurred_at.isoformat(),
