@@ -11,13 +11,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import nats
 from django.conf import settings
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js import api as js_api
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, NoStreamResponseError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -162,40 +163,129 @@ def message_headers(event_id: str, traceparent: str | None) -> dict[str, str]:
 # An outbox row as it is published: (seq, event_id, subject, payload, traceparent, type, occurred_at).
 Row = tuple
 
+# Bytes the headers of an outbox row may take at most (its id and its trace context): below the
+# server's max_payload by more than this, a row needs no exact count of its size.
+_HEADERS_AT_MOST = 256
 
-async def publish_rows(js, rows: list[Row], max_in_flight: int, timeout: float) -> tuple[list[Row], set[str]]:
-    """Publish rows in order, up to ``max_in_flight`` awaiting their ack.
 
-    Return the rows JetStream acknowledged, and the ids of those it already had
-    (published before by another publisher or the relay: it kept one copy).
+@dataclass
+class Published:
+    """What publishing some rows came to.
+
+    ``acked``: the rows JetStream acknowledged; ``duplicates``: the ids of those it
+    already had (published before by another publisher or the relay: it kept one
+    copy); ``refused``: (row, why) of the rows refused for a fault of their own, which
+    publishing again at once would meet again. The other rows met a passing fault
+    (NATS down, a timeout) and may be published again at once.
     """
+
+    acked: list[Row] = field(default_factory=list)
+    duplicates: set[str] = field(default_factory=set)
+    refused: list[tuple[Row, str]] = field(default_factory=list)
+
+
+class Unpublishable(Exception):
+    """A row that the server would refuse whenever it is sent, as it is."""
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """Return whether ``subject`` matches the NATS subject ``pattern`` (``*`` one token, ``>`` the rest)."""
+    tokens = subject.split(".")
+    for i, token in enumerate(pattern.split(".")):
+        if token == ">":
+            return len(tokens) > i
+        if i >= len(tokens) or token not in ("*", tokens[i]):
+            return False
+    return len(pattern.split(".")) == len(tokens)
+
+
+def stream_of(subject: str) -> str | None:
+    """Return the configured stream that takes ``subject``, or None."""
+    for name, patterns in settings.EVENT_STREAMS.items():
+        if any(subject_matches(p, subject) for p in patterns):
+            return name
+    return None
+
+
+def wire_size(payload: bytes, headers: dict[str, str]) -> int:
+    """Return the bytes the server counts against ``max_payload``: the header block and the payload."""
+    # "NATS/1.0\r\n", a "key: value\r\n" per header, a blank line (https://docs.nats.io/reference/reference-protocols/nats-protocol#hpub)
+    return len(payload) + 12 + sum(len(k) + len(v) + 4 for k, v in headers.items())
+
+
+def refusal(exc: Exception, subject: str) -> str | None:
+    """Return why a row failed if the fault is the row's own (sending it again fails alike), else None.
+
+    No responders on a subject some configured stream takes is passing (a stream
+    leader being elected, a stream being set up again); on a subject none takes,
+    it is the row's. So is an error answer of the stream to that one message (400).
+    """
+    if isinstance(exc, Unpublishable):
+        return str(exc)
+    if isinstance(exc, NoStreamResponseError) and stream_of(subject) is None:
+        return f"no stream takes subject {subject!r}"
+    if isinstance(exc, BadRequestError | nats.errors.BadSubjectError | nats.errors.MaxPayloadError):
+        return repr(exc)
+    return None
+
+
+def _check_size(payload: bytes, headers: dict[str, str], max_payload: int) -> None:
+    """Raise Unpublishable for a row over the server's ``max_payload``.
+
+    Checked before sending: the server would close the connection on it (a
+    passing fault to the client, forever), and nats-py raises its own check only
+    after taking a slot of ``publish_async``'s window, which it then never gives back.
+    """
+    if len(payload) + _HEADERS_AT_MOST > max_payload and (size := wire_size(payload, headers)) > max_payload:
+        raise Unpublishable(f"{size} bytes with headers, over the server's max_payload of {max_payload} bytes")
+
+
+async def publish_rows(js, rows: list[Row], max_in_flight: int, timeout: float, max_payload: int) -> Published:
+    """Publish rows in order, up to ``max_in_flight`` awaiting their ack, each within ``timeout`` seconds.
+
+    A row refused for its own fault is set aside and the next ones go on; a
+    passing fault when sending stops the sending (the rest wait for another try).
+    """
+    result = Published()
     futures = []
-    for i, row in enumerate(rows):
+    for row in rows:
         _, event_id, subject, payload, traceparent, *_ = row
+        headers = message_headers(event_id, traceparent)
         # Below the in-flight bound the semaphore cannot block; nats-py's wait_stall would
         # still wrap each publish in asyncio.wait_for, a task and a loop turn per message,
         # which lets its flusher write every message with a send() of its own.
-        stall = timeout if i >= max_in_flight else None
+        stall = timeout if len(futures) >= max_in_flight else None
         try:
-            future = await js.publish_async(
-                subject, bytes(payload), wait_stall=stall, headers=message_headers(event_id, traceparent)
-            )
+            _check_size(payload, headers, max_payload)
+            future = await js.publish_async(subject, bytes(payload), wait_stall=stall, headers=headers)
         except Exception as exc:
+            if _refused(result, row, exc):
+                continue
             log.warning("publish of %s failed: %r", subject, exc)
             break
         futures.append((row, time.monotonic(), future))
-    acked, duplicates = [], set()
     for row, sent_at, future in futures:
         remaining = max(0.01, timeout - (time.monotonic() - sent_at))
         try:
             ack = await asyncio.wait_for(asyncio.shield(future), remaining)
         except Exception as exc:  # timeout, or an error answer from JetStream
-            log.warning("no ack for event %s: %r", row[1], exc)
             future.cancel()
+            if not _refused(result, row, exc):
+                log.warning("no ack for event %s: %r", row[1], exc)
             continue
-        acked.append(row)
+        result.acked.append(row)
         if getattr(ack, "duplicate", False):
-            duplicates.add(row[1])
-    if duplicates:
-        log.debug("%d of %d events were in the stream already (kept once)", len(duplicates), len(rows))
-    return acked, duplicates
+            result.duplicates.add(row[1])
+    if result.duplicates:
+        log.debug("%d of %d events were in the stream already (kept once)", len(result.duplicates), len(rows))
+    return result
+
+
+def _refused(result: Published, row: Row, exc: Exception) -> bool:
+    """Set ``row`` aside in ``result`` if ``exc`` is its own fault; return whether it was."""
+    why = refusal(exc, row[2])
+    if why is None:
+        return False
+    log.warning("event %s (%s on %s) cannot be published: %s", row[1], row[5], row[2], why)
+    result.refused.append((row, why))
+    return True

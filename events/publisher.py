@@ -9,7 +9,7 @@ the acknowledged rows published. The request or the batch never waits for it.
 
 The outbox stays the record and the relay the safety net: whatever a publisher
 did not publish (the process died between commit and publish, NATS was down,
-the publisher's backlog was full) is still an unpublished row, and the relay
+the publisher's backlog was full, JetStream refused that row) is still an unpublished row, and the relay
 publishes rows older than ``RELAY_SWEEP_AGE`` seconds. If both publish one
 event (a publisher slower than the sweep), JetStream drops the second copy as
 a duplicate of its message id, and the mark keeps the first time.
@@ -56,12 +56,22 @@ class Publisher:
         self._rows: list[Row] = []
         self._loop = asyncio.new_event_loop()
         self._wake = asyncio.Event()
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name=f"publisher-{name}", daemon=True)
         self._thread.start()
 
     def submit(self, rows: list[Row]) -> None:
         """Hand over rows just committed (from any thread); returns at once."""
         self._loop.call_soon_threadsafe(self._take, rows)
+
+    def close(self, timeout: float = 5) -> None:
+        """Stop after the rows in hand, closing both connections (what is left, the relay publishes)."""
+        self._loop.call_soon_threadsafe(self._close)
+        self._thread.join(timeout)
+
+    def _close(self) -> None:
+        self._closing = True
+        self._wake.set()
 
     def _take(self, rows: list[Row]) -> None:
         if len(self._rows) + len(rows) > MAX_BACKLOG:
@@ -78,16 +88,18 @@ class Publisher:
         nc = await bus.connect(f"publisher-{self.name}")
         js = nc.jetstream(publish_async_max_pending=self.max_in_flight)
         db: psycopg.AsyncConnection | None = None
-        while True:
+        while not self._closing:
             await self._wake.wait()
             self._wake.clear()
             if self.delay:
                 await asyncio.sleep(self.delay)
             rows, self._rows = self._rows, []
-            if not nc.is_connected:
+            if not nc.is_connected or not rows:
                 continue  # the relay publishes them when NATS is back
-            acked, duplicates = await publish_rows(js, rows, self.max_in_flight, self.timeout)
-            observe.relayed(rows, acked, duplicates)
+            # A row refused for its own fault is left unpublished, the relay marks it failed.
+            result = await publish_rows(js, rows, self.max_in_flight, self.timeout, nc.max_payload)
+            observe.relayed(rows, result)
+            acked = result.acked
             if not acked:
                 continue
             try:
@@ -99,6 +111,9 @@ class Publisher:
                 # Published but not marked: the relay publishes them again and JetStream drops the copies.
                 log.warning("publisher %s: cannot mark %d events published: %r", self.name, len(acked), exc)
                 db = None
+        if db is not None:
+            await db.close()
+        await bus.close(nc)
 
 
 _name: str | None = None
