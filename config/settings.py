@@ -141,6 +141,9 @@ else:
 # ------------------------------------------------------------------------------
 # https://docs.nats.io/using-nats/developer/connecting
 NATS_URL = env.str("NATS_URL", default="")
+# The user of the staff's dead-letter replay (ops/services.py), in the web processes; unset: NATS_URL's.
+# Each process's NATS user is in its URL (nats://user:password@host:port): deploy/nats/auth.conf.
+NATS_OPS_URL = env.str("NATS_OPS_URL", default="")
 # https://docs.nats.io/nats-concepts/jetstream/streams
 # name: subjects. File storage, duplicate window and replicas below (events/bus.py, stream_config).
 EVENT_STREAMS = {

@@ -38,9 +38,12 @@ def nats_url() -> str:
     return settings.NATS_URL
 
 
-async def connect(name: str, *, wait: bool = True, **options) -> NATS:
-    """Connect to NATS and reconnect forever after; with ``wait``, retry while it is down."""
-    servers = [url.strip() for url in nats_url().split(",")]
+async def connect(name: str, *, url: str = "", wait: bool = True, **options) -> NATS:
+    """Connect to NATS (``url``, by default ``NATS_URL``) and reconnect forever after; with ``wait``, retry while down.
+
+    The URL carries the process's NATS user, if the server has users (``deploy/nats/auth.conf``).
+    """
+    servers = [part.strip() for part in (url or nats_url()).split(",")]
 
     client: NATS | None = None
 
@@ -104,10 +107,12 @@ def stream_config(name: str, subjects: list[str]) -> js_api.StreamConfig:
     )
 
 
-async def ensure_streams(js: JetStreamContext) -> list[str]:
-    """Create or update every configured stream; safe to run any number of times."""
+async def ensure_streams(js: JetStreamContext, only: Iterable[str] | None = None) -> list[str]:
+    """Create or update every configured stream (or those named in ``only``); safe to run any number of times."""
     done = []
     for name, subjects in settings.EVENT_STREAMS.items():
+        if only is not None and name not in only:
+            continue
         config = stream_config(name, subjects)
         try:
             await js.add_stream(config)
@@ -116,6 +121,39 @@ async def ensure_streams(js: JetStreamContext) -> list[str]:
             await js.update_stream(config)
         done.append(name)
     return done
+
+
+async def missing_streams(js: JetStreamContext) -> list[str]:
+    """Return the configured streams the server does not have (one STREAM.INFO request each)."""
+    missing = []
+    for name in settings.EVENT_STREAMS:
+        try:
+            await js.stream_info(name)
+        except NotFoundError:
+            missing.append(name)
+    return missing
+
+
+async def await_streams(js: JetStreamContext, stop: asyncio.Event, who: str) -> None:
+    """Return once every configured stream exists, creating the missing ones if this user may.
+
+    Creating, updating and deleting streams is ``setup_streams``'s (the relay's and the
+    workers' NATS users may not, deploy/nats/auth.conf); against a server without
+    users, a process started before it creates what is missing, as a test does.
+    """
+    while not stop.is_set():
+        try:
+            missing = await missing_streams(js)
+            if not missing:
+                return
+            await ensure_streams(js, only=missing)
+            return
+        except Exception as exc:  # NATS not reachable yet, JetStream not ready, or not ours to create
+            log.warning("%s: streams not there yet (%r): run `manage.py setup_streams`", who, exc)
+        try:
+            await asyncio.wait_for(stop.wait(), 1)
+        except TimeoutError:
+            pass
 
 
 def consumer_config(durable: str, subjects: Iterable[str]) -> js_api.ConsumerConfig:

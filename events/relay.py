@@ -128,13 +128,7 @@ class Relay:
             await bus.close(nc)
 
     async def _ensure_streams(self, js) -> None:
-        while not self.stop.is_set():
-            try:
-                await bus.ensure_streams(js)
-                return
-            except Exception as exc:
-                log.warning("relay: cannot set up streams yet (%r)", exc)
-                await self._sleep(1)
+        await bus.await_streams(js, self.stop, "relay")
 
     async def _sleep(self, seconds: float) -> None:
         try:
