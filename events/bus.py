@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ async def connect(name: str, *, url: str = "", wait: bool = True, **options) -> 
         log.info("nats reconnected (%s)", name)
 
     async def on_error(exc: Exception) -> None:
+        _note_denial(exc)
         log.warning("nats error (%s): %r", name, exc)
 
     params = dict(
@@ -226,6 +228,25 @@ class Unpublishable(Exception):
     """A row that the server would refuse whenever it is sent, as it is."""
 
 
+# Subjects the server refused this process's NATS user to publish to, lower-cased as nats-py reports
+# them, and when: the server says so in an -ERR, which nats-py hands to the error callback only (the
+# publish itself just gets no ack). Past DENIED_FOR seconds a subject is tried again (a config reload).
+_denied: dict[str, float] = {}
+DENIED_FOR = 60.0
+_DENIAL = re.compile(r'permissions violation for publish to "([^"]+)"', re.IGNORECASE)
+
+
+def _note_denial(exc: Exception) -> None:
+    if found := _DENIAL.search(str(exc)):
+        _denied[found.group(1).lower()] = time.monotonic()
+
+
+def denied(subject: str) -> bool:
+    """Return whether the server lately refused this process's user the right to publish to ``subject``."""
+    at = _denied.get(subject.lower())
+    return at is not None and time.monotonic() - at < DENIED_FOR
+
+
 def subject_matches(pattern: str, subject: str) -> bool:
     """Return whether ``subject`` matches the NATS subject ``pattern`` (``*`` one token, ``>`` the rest)."""
     tokens = subject.split(".")
@@ -256,10 +277,13 @@ def refusal(exc: Exception, subject: str) -> str | None:
 
     No responders on a subject some configured stream takes is passing (a stream
     leader being elected, a stream being set up again); on a subject none takes,
-    it is the row's. So is an error answer of the stream to that one message (400).
+    it is the row's. So is an error answer of the stream to that one message (400),
+    and no ack on a subject this process's NATS user may not publish to.
     """
     if isinstance(exc, Unpublishable):
         return str(exc)
+    if isinstance(exc, TimeoutError) and _denied and denied(subject):
+        return f"this process's NATS user may not publish to {subject!r}"
     if isinstance(exc, NoStreamResponseError) and stream_of(subject) is None:
         return f"no stream takes subject {subject!r}"
     if isinstance(exc, BadRequestError | nats.errors.BadSubjectError | nats.errors.MaxPayloadError):
@@ -295,6 +319,8 @@ async def publish_rows(js, rows: list[Row], max_in_flight: int, timeout: float, 
         stall = timeout if len(futures) >= max_in_flight else None
         try:
             _check_size(payload, headers, max_payload)
+            if _denied and denied(subject):
+                raise Unpublishable(f"this process's NATS user may not publish to {subject!r}")
             future = await js.publish_async(subject, bytes(payload), wait_stall=stall, headers=headers)
         except Exception as exc:
             if _refused(result, row, exc):

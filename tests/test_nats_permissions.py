@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import urllib.request
 
 import httpx
@@ -24,6 +25,7 @@ from devstack import natsauth
 from devstack.embedded import EmbeddedNats
 from events import bus
 from tests.pipeline import run_async, wait_for
+from tests.test_deploy_monitoring import BASE, load_yaml
 from tests.test_faults import all_final
 
 SHORT = 1.0  # seconds: a refused request gets no answer, only a -ERR, so it ends by timing out
@@ -184,3 +186,25 @@ def test_each_process_the_suite_starts_connects_as_its_own_user(pipeline, make_p
 
     assert wait_for(by_service, 30, "every service connected") == {"relay": "relay", "workers": "workers", "web": "web"}
     all_final()
+
+
+def test_compose_runs_the_same_users_and_gives_each_service_its_own():
+    """docker-compose.yml's servers include auth.conf, know every user's password, and each service uses its user."""
+    conf = natsauth.AUTH_CONF.read_text()
+    assert sorted(re.findall(r"\{user: (\w+), password: \$(\w+)", conf)) == sorted(
+        (service, natsauth.password_variable(service)) for service in natsauth.SERVICES
+    )
+    assert "include auth.conf" in (natsauth.AUTH_CONF.parent / "nats.conf").read_text()
+    compose = load_yaml(BASE / "docker-compose.yml")["services"]
+    passwords = {k: v for k, v in compose["nats-1"]["environment"].items() if k.endswith("_NATS_PASSWORD")}
+    assert set(passwords) == {natsauth.password_variable(s) for s in natsauth.SERVICES}
+    expected = {"web": "web", "live": "web", "relay": "relay", "workers": "workers", "migrate": "admin"}
+    for service, user in expected.items():
+        env = compose[service]["environment"]
+        for part in env["NATS_URL"].split(","):
+            assert part.startswith(f"nats://{user}:{passwords[natsauth.password_variable(user)]}@"), service
+    for service in ("web", "live"):
+        assert compose[service]["environment"]["NATS_OPS_URL"].startswith(
+            f"nats://ops:{passwords['OPS_NATS_PASSWORD']}@"
+        )
+    assert "setup_streams" in compose["migrate"]["command"][-1]

@@ -10,6 +10,7 @@ attempts and their next try, on the ops page and in the metrics.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from datetime import UTC, datetime
 
@@ -19,6 +20,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
+from devstack import natsauth
 from events import bus, publisher
 from events.models import StoredEvent
 from tests.pipeline import run_async, stream_messages, wait_for
@@ -48,12 +50,18 @@ def big_payload() -> bytes:
     return json.dumps({"type": "OrderPlaced", "data": {"note": "x" * TOO_BIG}}).encode()
 
 
+def with_users() -> bool:
+    """Return whether the suite's NATS has a user per service (``make test``), the relay its own."""
+    return bool(natsauth.service_env(dict(os.environ), "relay"))
+
+
 def test_rows_the_server_refuses_are_marked_failed_and_later_rows_flow(pipeline, make_product, nats_url):
     make_product("A", stock=100)
     too_big = stored("shop.order.placed", big_payload())
     nowhere = stored("nowhere.to.go", b"{}")
     orders = place_many(10)
-    pipeline.extra_env.update(RELAY_RETRY_BASE="60")
+    # A refused publish of the relay's user gets no answer: it ends at the ack timeout.
+    pipeline.extra_env.update(RELAY_RETRY_BASE="60", RELAY_PUBLISH_TIMEOUT="1")
     pipeline.start()
     base = pipeline.web()
 
@@ -71,7 +79,10 @@ def test_rows_the_server_refuses_are_marked_failed_and_later_rows_flow(pipeline,
         assert row.failed and row.published_at is None and row.publish_attempts == 1
         assert row.retry_at > timezone.now()  # 60 s on: passed by meanwhile
     assert "max_payload" in too_big.publish_error
-    assert "no stream takes subject 'nowhere.to.go'" in nowhere.publish_error
+    if with_users():  # the relay's user may publish domain subjects only
+        assert "NATS user may not publish to 'nowhere.to.go'" in nowhere.publish_error
+    else:
+        assert "no stream takes subject 'nowhere.to.go'" in nowhere.publish_error
 
     samples = scrape_until(base, lambda s: value(s, "events_outbox_failed") == 2, message="the failed rows")
     assert value(samples, "events_publish_refused_total", type="OrderPlaced") == 2
@@ -79,7 +90,7 @@ def test_rows_the_server_refuses_are_marked_failed_and_later_rows_flow(pipeline,
     shown = {f["event_id"]: f for f in staff_figures()["failed_events"]}
     assert set(shown) == {str(too_big.event_id), str(nowhere.event_id)}
     assert shown[str(nowhere.event_id)]["attempts"] == 1
-    assert "no stream" in shown[str(nowhere.event_id)]["error"]
+    assert shown[str(nowhere.event_id)]["error"] == nowhere.publish_error
 
 
 def staff_figures() -> dict:
@@ -96,7 +107,8 @@ def test_a_failed_row_is_tried_again_with_a_backoff_and_published_once_its_cause
     make_product("A", stock=10)
     lost = stored("elsewhere.thing", b'{"type": "Elsewhere"}')
     pipeline.extra_env.update(RELAY_RETRY_BASE="0.2", RELAY_RETRY_MAX="0.5")
-    pipeline.start()
+    pipeline.relay(NATS_URL=nats_url)  # as admin: a user that may publish a subject no stream takes
+    pipeline.workers()
     wait_for(lambda: StoredEvent.objects.get(seq=lost.seq).publish_attempts >= 2, 30, "two tries")
     place_many(3)
     all_final()  # later rows flow meanwhile
@@ -171,6 +183,13 @@ def test_only_a_rows_own_faults_are_refusals():
     assert bus.refusal(nats.js.errors.NoStreamResponseError(), "shop.order.placed") is None  # a leader elected
     assert bus.refusal(TimeoutError(), "nowhere.x") is None
     assert bus.refusal(nats.errors.ConnectionClosedError(), "shop.order.placed") is None
+    # The server's -ERR for a subject this user may not publish to makes its timeout a refusal.
+    bus._note_denial(Exception('nats: permissions violation for publish to "shop.order.confirmed"'))
+    try:
+        assert "may not publish" in bus.refusal(TimeoutError(), "shop.order.confirmed")
+        assert bus.refusal(TimeoutError(), "shop.order.placed") is None
+    finally:
+        bus._denied.clear()
 
 
 def test_the_size_check_counts_headers_as_the_server_does():
