@@ -19,7 +19,6 @@ This module imports nothing from Django: it runs before settings exist.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from pathlib import Path
 
@@ -41,7 +40,9 @@ def passwords(path: Path | None = None) -> dict[str, str]:
     """Return a password per service: those kept at ``path`` if there are, else new ones (kept there, 0600)."""
     if path is not None and path.exists():
         return json.loads(path.read_text())
-    result = {service: secrets.token_urlsafe(18) for service in SERVICES}
+    # nats-server parses a variable's value as a config value: one starting with a digit or "-" is read
+    # as a number and refused. Letters and digits after a letter always read as a string.
+    result = {service: "p" + secrets.token_hex(16) for service in SERVICES}
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
@@ -78,8 +79,3 @@ def service_env(env: dict[str, str], process: str) -> dict[str, str]:
         # The staff's dead-letter replay publishes any consumed subject: a user of its own (ops/services.py).
         result["NATS_OPS_URL"] = urls["ops"]
     return result
-
-
-def environ_service_env(process: str) -> dict[str, str]:
-    """Return ``service_env`` for this process's own environment."""
-    return service_env(dict(os.environ), process)

@@ -208,3 +208,10 @@ def test_compose_runs_the_same_users_and_gives_each_service_its_own():
             f"nats://ops:{passwords['OPS_NATS_PASSWORD']}@"
         )
     assert "setup_streams" in compose["migrate"]["command"][-1]
+
+
+def test_generated_passwords_are_read_by_nats_server_as_strings():
+    """nats-server reads a variable's value as a config value: a leading digit or '-' would make it a number."""
+    for _ in range(200):
+        for password in natsauth.passwords().values():
+            assert password[0].isalpha() and password.isalnum()
