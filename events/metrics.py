@@ -12,8 +12,8 @@ Names follow https://prometheus.io/docs/practices/naming/: base units
 (seconds), ``_total`` on counters, and only **bounded** labels: an event
 type, a consumer, a durable, a hop, a route. Never an order id or a SKU.
 
-Figures read from PostgreSQL (outbox depth, oldest unpublished event, dead
-letters waiting) are computed when scraped, by ``DatabaseCollector``.
+Figures read from PostgreSQL (outbox depth, oldest unpublished event, failed
+events, dead letters waiting) are computed when scraped, by ``DatabaseCollector``.
 JetStream's pending counts per durable are sampled every second by the relay,
 which is connected to NATS anyway (``events.observe.sample_consumers``): the
 web never talks to NATS while serving, and a scrape never waits on it.
@@ -38,7 +38,14 @@ RECORDED = Counter("events_recorded_total", "Events committed to the outbox, by 
 PUBLISHED = Counter(
     "events_published_total", "Events published (after commit, or by the relay) and acknowledged.", ["type"]
 )
-PUBLISH_FAILURES = Counter("events_publish_failures_total", "Outbox rows a publish could not get acknowledged.")
+PUBLISH_FAILURES = Counter(
+    "events_publish_failures_total", "Outbox rows a publish could not get acknowledged for a passing fault."
+)
+PUBLISH_REFUSED = Counter(
+    "events_publish_refused_total",
+    "Publishes refused for the row's own fault (over max_payload, no stream for its subject), by type.",
+    ["type"],
+)
 PUBLISH_DUPLICATES = Counter(
     "events_publish_duplicates_total", "Publishes JetStream acknowledged as copies of an event it had (kept once)."
 )
@@ -105,7 +112,8 @@ class DatabaseCollector:
     """The outbox and the dead-letter store, read from PostgreSQL at scrape time."""
 
     OUTBOX = """
-        SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(occurred_at)), 0)
+        SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(occurred_at)), 0),
+               count(*) FILTER (WHERE publish_attempts > 0)
         FROM events_storedevent WHERE published_at IS NULL
     """
     WAITING = "SELECT count(*) FROM events_deadletter WHERE replayed_at IS NULL"
@@ -116,7 +124,7 @@ class DatabaseCollector:
         with connection.cursor() as cursor:
             # The partial index on unpublished rows keeps this cheap whatever the size of the log.
             cursor.execute(self.OUTBOX)
-            depth, oldest = cursor.fetchone()
+            depth, oldest, failed = cursor.fetchone()
             cursor.execute(self.WAITING)
             (waiting,) = cursor.fetchone()
         yield GaugeMetricFamily("events_outbox_depth", "Events committed and not yet published.", value=depth)
@@ -124,6 +132,11 @@ class DatabaseCollector:
             "events_outbox_oldest_age_seconds",
             "Age of the oldest unpublished event (0 when none).",
             value=float(oldest),
+        )
+        yield GaugeMetricFamily(
+            "events_outbox_failed",
+            "Unpublished events refused for a fault of their own, waiting for their next try.",
+            value=failed,
         )
         yield GaugeMetricFamily("events_dead_letters_waiting", "Dead letters not replayed yet.", value=waiting)
 

@@ -8,9 +8,14 @@ from django.db import models
 class StoredEvent(models.Model):
     """One event, appended in the transaction of the change that caused it.
 
-    The table is both the **event log** (rows are never updated but for
-    ``published_at``, never deleted) and the **transactional outbox**: the relay
+    The table is both the **event log** (rows are never updated but for their
+    publication state, never deleted) and the **transactional outbox**: the relay
     publishes rows whose ``published_at`` is null, oldest first.
+
+    A row JetStream refused for a fault of its own (over the server's
+    ``max_payload``, a subject no stream takes) is **failed**: unpublished with
+    ``publish_attempts`` > 0, its ``publish_error``, and ``retry_at``, before which
+    the relay passes it by (events/relay.py), so later rows keep flowing.
     """
 
     seq = models.BigAutoField(primary_key=True)
@@ -26,6 +31,10 @@ class StoredEvent(models.Model):
     published_at = models.DateTimeField(null=True, blank=True)
     # W3C trace context of the work that recorded it; the relay sends it as a NATS header.
     traceparent = models.CharField(max_length=55, blank=True, default="")
+    # Defaults in the database too: the outbox's INSERTs name only the columns of a new event.
+    publish_attempts = models.PositiveIntegerField(default=0, db_default=0)
+    publish_error = models.TextField(blank=True, default="", db_default="")
+    retry_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -36,6 +45,11 @@ class StoredEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"
+
+    @property
+    def failed(self) -> bool:
+        """Return whether the row is waiting to be published again after a refusal of its own."""
+        return self.published_at is None and self.publish_attempts > 0
 
 
 class ProcessedEvent(models.Model):

@@ -48,15 +48,17 @@ def recorded(envelopes) -> None:
 # --- relay
 
 
-def relayed(rows: list[tuple], acked: list[tuple], duplicates: set[str] = frozenset()) -> None:
-    """Count what the relay (or a publisher) published first, and how long it waited in the outbox."""
-    done = {row[1] for row in acked}
-    failures = len(rows) - len(done)
+def relayed(rows: list[tuple], published: bus.Published) -> None:
+    """Count what the relay (or a publisher) published first, what was refused, how long it waited in the outbox."""
+    done = {row[1] for row in published.acked}
+    failures = len(rows) - len(done) - len(published.refused)
     if failures:
         metrics.PUBLISH_FAILURES.inc(failures)
-    if duplicates:
-        metrics.PUBLISH_DUPLICATES.inc(len(duplicates))
-        done -= duplicates
+    for row, _ in published.refused:
+        metrics.PUBLISH_REFUSED.labels(row[5]).inc()
+    if published.duplicates:
+        metrics.PUBLISH_DUPLICATES.inc(len(published.duplicates))
+        done -= published.duplicates
     # rows: (seq, event_id, subject, payload, traceparent, type, occurred_at), as the relay claims them
     for _, event_id, subject, payload, traceparent, kind, occurred in rows:
         if event_id not in done:

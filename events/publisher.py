@@ -6,11 +6,12 @@ transaction commits** (``transaction.on_commit``; never for a rollback). The
 publisher is a thread with an event loop and a NATS connection of its own: it
 publishes them with ``Nats-Msg-Id`` = event id, as the relay does, and marks
 the acknowledged rows published, in a task of their own so that the next
-publish never waits for the last mark. The request or the batch never waits for it.
+publish never waits for the last mark. The committing thread waits only until
+its events are written to NATS (not for their ack).
 
 The outbox stays the record and the relay the safety net: whatever a publisher
 did not publish (the process died between commit and publish, NATS was down,
-the publisher's backlog was full) is still an unpublished row, and the relay
+the publisher's backlog was full, JetStream refused that row) is still an unpublished row, and the relay
 publishes rows older than ``RELAY_SWEEP_AGE`` seconds. If both publish one
 event (a publisher slower than the sweep), JetStream drops the second copy as
 a duplicate of its message id, and the mark keeps the first time.
@@ -67,6 +68,7 @@ class Publisher:
         self._loop = asyncio.new_event_loop()
         self._wake = asyncio.Event()
         self._marks_due = asyncio.Event()
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name=f"publisher-{name}", daemon=True)
         self._thread.start()
 
@@ -82,6 +84,15 @@ class Publisher:
         self._loop.call_soon_threadsafe(self._take, rows, sent)
         if self._nc is not None and self._nc.is_connected and not self.delay:  # else nothing to wait for soon
             sent.wait(self.wait)
+
+    def close(self, timeout: float = 5) -> None:
+        """Stop after the rows in hand, closing both connections (what is left, the relay publishes)."""
+        self._loop.call_soon_threadsafe(self._close)
+        self._thread.join(timeout)
+
+    def _close(self) -> None:
+        self._closing = True
+        self._wake.set()
 
     def _take(self, rows: list[Row], sent: threading.Event) -> None:
         if len(self._rows) + len(rows) > MAX_BACKLOG:
@@ -100,26 +111,27 @@ class Publisher:
         nc = self._nc = await bus.connect(f"publisher-{self.name}")
         js = nc.jetstream(publish_async_max_pending=self.max_in_flight)
         marker = asyncio.create_task(self._mark_forever())
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                if self.delay:
-                    await asyncio.sleep(self.delay)
-                rows, self._rows = self._rows, []
-                sent, self._sent = self._sent, []
-                if not nc.is_connected:
-                    _release(sent)
-                    continue  # the relay publishes them when NATS is back
-                acked, duplicates = await publish_rows(
-                    js, rows, self.max_in_flight, self.timeout, on_sent=lambda sent=sent: _release(sent)
-                )
-                observe.relayed(rows, acked, duplicates)
-                if acked:
-                    self._acked += [row[1] for row in acked]
-                    self._marks_due.set()
-        finally:
-            marker.cancel()
+        while not self._closing:
+            await self._wake.wait()
+            self._wake.clear()
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            rows, self._rows = self._rows, []
+            sent, self._sent = self._sent, []
+            if not nc.is_connected or not rows:
+                _release(sent)
+                continue  # the relay publishes them when NATS is back
+            # A row refused for its own fault is left unpublished, the relay marks it failed.
+            result = await publish_rows(
+                js, rows, self.max_in_flight, self.timeout, nc.max_payload, on_sent=lambda sent=sent: _release(sent)
+            )
+            observe.relayed(rows, result)
+            if result.acked:
+                self._acked += [row[1] for row in result.acked]
+                self._marks_due.set()
+        marker.cancel()
+        await asyncio.gather(marker, return_exceptions=True)
+        await bus.close(nc)
 
     async def _mark_forever(self) -> None:
         """Mark what was acknowledged as published, apart from publishing: the next publish never waits on it.
@@ -129,21 +141,25 @@ class Publisher:
         makes the relay publish that event again, and JetStream drops the copy.
         """
         db: psycopg.AsyncConnection | None = None
-        while True:
-            await self._marks_due.wait()
-            await asyncio.sleep(MARK_EVERY)  # what is acknowledged meanwhile goes in the same UPDATE
-            self._marks_due.clear()
-            ids, self._acked = self._acked, []
-            try:
-                if db is None or db.closed:
-                    db = await psycopg.AsyncConnection.connect(**self._conninfo, autocommit=True)
-                    await db.execute("SET synchronous_commit = off")
-                await db.execute(MARK, [ids])
-                self.published += len(ids)
-            except (psycopg.Error, OSError) as exc:
-                # Published but not marked: the relay publishes them again and JetStream drops the copies.
-                log.warning("publisher %s: cannot mark %d events published: %r", self.name, len(ids), exc)
-                db = None
+        try:
+            while True:
+                await self._marks_due.wait()
+                await asyncio.sleep(MARK_EVERY)  # what is acknowledged meanwhile goes in the same UPDATE
+                self._marks_due.clear()
+                ids, self._acked = self._acked, []
+                try:
+                    if db is None or db.closed:
+                        db = await psycopg.AsyncConnection.connect(**self._conninfo, autocommit=True)
+                        await db.execute("SET synchronous_commit = off")
+                    await db.execute(MARK, [ids])
+                    self.published += len(ids)
+                except (psycopg.Error, OSError) as exc:
+                    # Published but not marked: the relay publishes them again and JetStream drops the copies.
+                    log.warning("publisher %s: cannot mark %d events published: %r", self.name, len(ids), exc)
+                    db = None
+        finally:
+            if db is not None:
+                await db.close()
 
 
 def _release(waiting: list[threading.Event]) -> None:

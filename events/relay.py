@@ -8,6 +8,15 @@ carries ``Nats-Msg-Id`` = event id: if the relay dies after publishing and
 before its commit, the rows are published again and JetStream drops the
 duplicates (within the stream's duplicate window).
 
+A row JetStream refuses for a fault of its own (over the server's
+``max_payload``, a subject no stream takes: ``events.bus.refusal``) does not
+stop the round: it is marked failed (its error, one more attempt, and a next
+try ``RELAY_RETRY_BASE`` × 2^attempts seconds later, at most
+``RELAY_RETRY_MAX``), claims pass it by until then, and the rows behind it are
+published. That mark is the one statement a round adds, and only a round with
+a refusal. A passing fault (NATS down, a timeout) leaves the rows as they were
+and the relay backs off, to publish them again.
+
 An idle relay learns of new events by polling the outbox every few
 milliseconds (``RELAY_WAKEUP=poll``, the default), or by LISTENing for the
 NOTIFY that every transaction recording events sends (``notify``): no queries
@@ -38,15 +47,24 @@ log = logging.getLogger(__name__)
 
 CLAIM = """
     SELECT seq, event_id::text, subject, payload, traceparent, type, occurred_at FROM events_storedevent
-    WHERE published_at IS NULL ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
+    WHERE published_at IS NULL AND (retry_at IS NULL OR retry_at <= now())
+    ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
 """
 # With publish after commit, the rows younger than RELAY_SWEEP_AGE are their own publisher's.
 CLAIM_SWEEP = """
     SELECT seq, event_id::text, subject, payload, traceparent, type, occurred_at FROM events_storedevent
-    WHERE published_at IS NULL AND occurred_at < now() - make_interval(secs => %s)
+    WHERE published_at IS NULL AND (retry_at IS NULL OR retry_at <= now())
+      AND occurred_at < now() - make_interval(secs => %s)
     ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
 """
 MARK = "UPDATE events_storedevent SET published_at = clock_timestamp() WHERE seq = ANY(%s)"
+# The exponent stops at 30: past the cap anyway, and 2^attempts stays a number.
+MARK_FAILED = """
+    UPDATE events_storedevent AS e
+    SET publish_attempts = e.publish_attempts + 1, publish_error = f.error,
+        retry_at = clock_timestamp() + make_interval(secs => least(%s * power(2, least(e.publish_attempts, 30)), %s))
+    FROM unnest(%s::bigint[], %s::text[]) AS f(seq, error) WHERE e.seq = f.seq
+"""
 
 
 @dataclass
@@ -60,8 +78,12 @@ class Relay:
     wakeup: str = ""
     linger: float | None = None
     sweep_age: float | None = None
+    retry_base: float = 0
+    retry_max: float = 0
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     published: int = 0
+    max_payload: int = 1024 * 1024  # bytes: the server's, as its INFO says once connected
+    _nc: object = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.batch_size = self.batch_size or settings.RELAY_BATCH_SIZE
@@ -71,10 +93,12 @@ class Relay:
         self.wakeup = self.wakeup or settings.RELAY_WAKEUP
         self.linger = settings.RELAY_LINGER if self.linger is None else self.linger
         self.sweep_age = settings.RELAY_SWEEP_AGE if self.sweep_age is None else self.sweep_age
+        self.retry_base = self.retry_base or settings.RELAY_RETRY_BASE
+        self.retry_max = self.retry_max or settings.RELAY_RETRY_MAX
 
     async def run(self) -> None:
         """Relay forever: reconnect to either server after any failure, with a backoff."""
-        nc = await bus.connect("relay")
+        nc = self._nc = await bus.connect("relay")
         js = nc.jetstream(publish_async_max_pending=self.max_in_flight)
         await self._ensure_streams(js)
         durables = [(c.stream, c.name) for c in configured_consumers()]
@@ -104,13 +128,7 @@ class Relay:
             await bus.close(nc)
 
     async def _ensure_streams(self, js) -> None:
-        while not self.stop.is_set():
-            try:
-                await bus.ensure_streams(js)
-                return
-            except Exception as exc:
-                log.warning("relay: cannot set up streams yet (%r)", exc)
-                await self._sleep(1)
+        await bus.await_streams(js, self.stop, "relay")
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -129,6 +147,7 @@ class Relay:
     async def _loop(self, db: psycopg.AsyncConnection, js, listener: psycopg.AsyncConnection | None) -> None:
         idle = self.poll_interval
         while not self.stop.is_set():
+            self.max_payload = self._nc.max_payload  # learnt anew from each server's INFO
             sent, failed = await self.relay_once(db, js)
             if failed:
                 await self._sleep(min(idle * 4, 2))  # NATS is struggling: back off
@@ -151,7 +170,7 @@ class Relay:
             break
 
     async def relay_once(self, db: psycopg.AsyncConnection, js) -> tuple[int, int]:
-        """Publish one batch; return (published, failed)."""
+        """Publish one batch; return (rows settled: published or marked failed, rows left for a passing fault)."""
         async with db.transaction():
             if self.sweep_age > 0:
                 claimed = await db.execute(CLAIM_SWEEP, [self.sweep_age, self.batch_size])
@@ -160,9 +179,13 @@ class Relay:
             rows = await claimed.fetchall()
             if not rows:
                 return 0, 0
-            acked, duplicates = await publish_rows(js, rows, self.max_in_flight, self.publish_timeout)
-            if acked:
-                await db.execute(MARK, [[row[0] for row in acked]])
-        observe.relayed(rows, acked, duplicates)
-        self.published += len(acked)
-        return len(acked), len(rows) - len(acked)
+            result = await publish_rows(js, rows, self.max_in_flight, self.publish_timeout, self.max_payload)
+            if result.acked:
+                await db.execute(MARK, [[row[0] for row in result.acked]])
+            if result.refused:
+                seqs, errors = [row[0] for row, _ in result.refused], [why for _, why in result.refused]
+                await db.execute(MARK_FAILED, [self.retry_base, self.retry_max, seqs, errors])
+        observe.relayed(rows, result)
+        self.published += len(result.acked)
+        settled = len(result.acked) + len(result.refused)
+        return settled, len(rows) - settled

@@ -1,4 +1,4 @@
-"""What the ops page shows: figures from the metrics registry, recent orders' hops, dead letters."""
+"""What the ops page shows: figures from the metrics registry, recent orders' hops, dead letters, failed events."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.db import connection
 
 from events import metrics
 from events.consumer import configured_consumers
-from events.models import DeadLetter
+from events.models import DeadLetter, StoredEvent
 from inventory.events import StockReservationRejected, StockReserved
 from shop.events import OrderConfirmed, OrderPlaced, OrderRejected
 
@@ -84,6 +84,23 @@ def dead_letters(limit: int = 20) -> list[dict]:
     ]
 
 
+def failed_events(limit: int = 20) -> list[dict]:
+    """Return the oldest events waiting unpublished after a refusal of their own, with why and when next."""
+    rows = StoredEvent.objects.filter(published_at__isnull=True, publish_attempts__gt=0).order_by("seq")[:limit]
+    return [
+        {
+            "event_id": str(e.event_id),
+            "type": e.type,
+            "subject": e.subject,
+            "attempts": e.publish_attempts,
+            "error": e.publish_error[:300],
+            "occurred_at": e.occurred_at.isoformat(),
+            "retry_at": e.retry_at.isoformat() if e.retry_at else None,
+        }
+        for e in rows.defer("payload")
+    ]
+
+
 def _samples() -> dict[str, list]:
     """Return every sample of the aggregated registry, by sample name."""
     found: dict[str, list] = defaultdict(list)
@@ -137,6 +154,7 @@ def figures() -> dict:
         "outbox": {
             "depth": _total(s, "events_outbox_depth"),
             "oldest_age": _total(s, "events_outbox_oldest_age_seconds"),
+            "failed": _total(s, "events_outbox_failed"),
         },
         "dead_letters_waiting": _total(s, "events_dead_letters_waiting"),
         "websockets": _total(s, "websocket_connections"),

@@ -6,7 +6,9 @@ not applies it now. It goes out under a new ``Nats-Msg-Id`` of its own
 (``replay-<the dead letter's public id>``), so JetStream does not drop it as a duplicate of
 the first publication, yet a second click within the duplicate window does not
 publish it twice. The dead letter is marked replayed only once JetStream
-acknowledged the publication.
+acknowledged the publication. It publishes as the ``ops`` NATS user
+(``NATS_OPS_URL``): the web's own may publish only the subjects of what a
+request records, and a dead letter may be on any subject a durable consumes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -32,7 +35,7 @@ class AlreadyReplayed(Exception):
 
 
 async def _publish(subject: str, data: bytes, headers: dict[str, str]) -> None:
-    nc = await bus.connect("ops", wait=False, max_reconnect_attempts=0)
+    nc = await bus.connect("ops", url=settings.NATS_OPS_URL, wait=False, max_reconnect_attempts=0)
     try:
         await nc.jetstream().publish(subject, data, headers=headers, timeout=PUBLISH_TIMEOUT)
     finally:

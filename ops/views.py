@@ -1,4 +1,4 @@
-"""The ops page (staff), its live figures as JSON, dead-letter replay, and ``GET /metrics``."""
+"""The ops page (staff), its live figures as JSON (failed events too), dead-letter replay, ``GET /metrics``."""
 
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ def figures(request: HttpRequest) -> JsonResponse:
             **selectors.figures(),
             "hops": selectors.recent_order_hops(settings.OPS_RECENT_ORDERS),
             "dead_letters": selectors.dead_letters(),
+            "failed_events": selectors.failed_events(),
         }
     )
 

@@ -22,6 +22,7 @@ import nats
 from django.conf import settings
 from django.db import connection
 
+from devstack import natsauth
 from devstack.embedded import free_port, live_command, web_command
 from devstack.process import Process, http_ok
 
@@ -81,7 +82,9 @@ class Pipeline:
 
     def _start(self, name: str, command: list[str], **env: str) -> Process:
         log = self.tmp / f"{name}-{len(self.procs)}.log"
-        proc = Process(name, command, self.env(**env), log, death_signal=signal.SIGKILL).start()
+        # Each process as its own NATS user, when the servers have users and are the suite's own.
+        own = natsauth.service_env(self.env(), name) if self.nats_url == settings.NATS_URL else {}
+        proc = Process(name, command, self.env(**{**own, **env}), log, death_signal=signal.SIGKILL).start()
         self.procs.append(proc)
         return proc
 
@@ -138,7 +141,12 @@ def run_async(coro):
 
 
 async def reset_streams(nats_url: str) -> None:
-    """Delete the streams (and with them their consumers and dedup state) so a test starts clean."""
+    """Delete the streams (and with them their consumers and dedup state) and create them again, empty.
+
+    As ``setup_streams`` would: the relay's and the workers' NATS users may not.
+    """
+    from events import bus
+
     nc = await nats.connect(nats_url.split(",")[0])
     try:
         js = nc.jetstream()
@@ -147,6 +155,7 @@ async def reset_streams(nats_url: str) -> None:
                 await js.delete_stream(name)
             except nats.js.errors.NotFoundError:
                 pass
+        await bus.ensure_streams(js)
     finally:
         await nc.close()
 

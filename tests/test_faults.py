@@ -139,7 +139,7 @@ def test_relay_crash_between_publish_and_mark_published_duplicates_nothing(pipel
             from events import bus
 
             await bus.ensure_streams(js)
-            acked, _ = await publish_rows(js, rows, relay.max_in_flight, relay.publish_timeout)
+            acked = (await publish_rows(js, rows, relay.max_in_flight, relay.publish_timeout, nc.max_payload)).acked
             raise psycopg.Rollback  # the crash: no UPDATE ... published_at
         await nc.close()
         return len(acked)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devstack import natsauth
 from devstack.embedded import free_port, web_command
 from devstack.process import Process, ProcessError, http_ok
 
@@ -47,7 +48,9 @@ class Stack:
     def _child(self, name: str, command: list[str], env: dict[str, str]) -> Process:
         self.starts += 1
         log = self.log_dir / f"{self.starts:02d}-{name}.log"
-        return Process(name, command, {**self.env, **env}, log).start()
+        # Each process as its own NATS user, as the devstack runs it (when the servers have users).
+        own = natsauth.service_env({**self.env, **env}, name.split("-")[0])
+        return Process(name, command, {**self.env, **own, **env}, log).start()
 
     def start_web(self, env: dict[str, str] | None = None) -> bool:
         """Have granian (WSGI) running with ``env`` as the devstack runs it; return whether it (re)started."""

@@ -59,7 +59,8 @@ def test_the_figures_hold_what_the_page_draws(staff):
     body = staff.get("/ops/figures").json()
     assert set(body) >= {"at", "counters", "latency", "pending", "outbox", "hops", "dead_letters", "websockets"}
     assert set(body["counters"]) >= {"placed", "confirmed", "rejected", "dead_letters", "cache_hits", "cache_misses"}
-    assert body["outbox"] == {"depth": 0, "oldest_age": 0}
+    assert body["outbox"] == {"depth": 0, "oldest_age": 0, "failed": 0}
+    assert body["failed_events"] == []
     assert body["dead_letters_waiting"] == 1
     assert [(d["id"], d["consumer"], d["error"], d["replayed_at"]) for d in body["dead_letters"]] == [
         (str(letter.public_id), "inventory", "cannot decode", None)

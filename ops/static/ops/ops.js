@@ -160,6 +160,30 @@ function deadLetters(rows, waiting) {
   }
 }
 
+function failedEvents(rows, count) {
+  document.getElementById("failed-count").textContent = `(${count})`;
+  const tbody = document.querySelector("#failed-events tbody");
+  tbody.replaceChildren();
+  if (!rows.length) {
+    const tr = document.createElement("tr");
+    const td = document.createElement("td");
+    td.colSpan = 6; td.className = "empty"; td.id = "failed-empty";
+    td.textContent = "None: JetStream took every event so far.";
+    tr.appendChild(td); tbody.appendChild(tr);
+  }
+  for (const e of rows) {
+    const tr = document.createElement("tr");
+    const next = e.retry_at ? new Date(e.retry_at).toISOString().replace("T", " ").slice(0, 19) : "";
+    for (const [value, cls] of [[e.event_id], [e.type], [e.subject], [e.attempts], [e.error, "error"], [next]]) {
+      const td = document.createElement("td");
+      td.textContent = value;
+      if (cls) td.className = cls;
+      tr.appendChild(td);
+    }
+    tbody.appendChild(tr);
+  }
+}
+
 const ms = (x) => `${(x * 1000).toFixed(x < 0.01 ? 1 : 0)} ms`;
 const percent = (x) => `${Math.round(x * 100)} %`;
 
@@ -205,6 +229,7 @@ async function poll() {
     drawHistory();
     hopsChart(latest.hops);
     deadLetters(latest.dead_letters, latest.dead_letters_waiting);
+    failedEvents(latest.failed_events, latest.outbox.failed);
     const sampled = latest.jetstream_sampled_at ? Math.round(latest.at - latest.jetstream_sampled_at) : null;
     const last = samples.length ? samples[samples.length - 1].at : null;
     status.textContent = `live · ${utc(latest.at)}` +
