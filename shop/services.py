@@ -85,69 +85,75 @@ def _order_for_key(key: str, fingerprint: str) -> Order | None:
     return row.order
 
 
-# The catalog prices of an order's SKUs: plain SQL (the ORM's SELECT cost more CPU to build than to run).
-PRICES = "SELECT sku, name, price, currency FROM shop_product WHERE sku = ANY(%s)"
-# An order is one statement: the order, its lines, its key, its first timeline entry and its OrderPlaced
-# (the outbox's INSERT, last) are written together or not at all, in one round trip, with no BEGIN or COMMIT
-# of their own (a statement is a transaction). The order goes first so that the others' foreign keys find it.
+# An order is one statement, its catalog prices read in it: the order, its lines, its key, its first
+# timeline entry and its OrderPlaced (the outbox's INSERT, last) are written together or not at all, in one
+# round trip, with no BEGIN or COMMIT of their own (a statement is a transaction). Every write is on
+# condition that each line's product exists (``ok``); when one does not, nothing is written and the
+# statement says which SKUs it found.
 PLACE = """
-    WITH o AS (
+    WITH v AS (
+        SELECT * FROM unnest(%s::varchar[], %s::integer[]) WITH ORDINALITY AS v(sku, quantity, n)
+    ), p AS (
+        SELECT v.n, v.sku, v.quantity, pr.name, pr.price, pr.currency
+        FROM v JOIN shop_product AS pr ON pr.sku = v.sku
+    ), ok AS (
+        SELECT count(*) = %s AS ok FROM p
+    ), o AS (
         INSERT INTO shop_order (id, email, status, reason, total, currency, created_at, updated_at)
-        VALUES (%s, %s, 'pending', '', %s, %s, %s, %s)
+        SELECT %s, %s, 'pending', '', (SELECT sum(price * quantity) FROM p),
+            (SELECT currency FROM p ORDER BY n LIMIT 1), %s, %s
+        WHERE (SELECT ok FROM ok)
     ), l AS (
         INSERT INTO shop_orderline (order_id, sku, name, unit_price, quantity)
-        SELECT %s, v.sku, v.name, v.unit_price, v.quantity
-        FROM unnest(%s::varchar[], %s::varchar[], %s::numeric[], %s::integer[]) WITH ORDINALITY
-            AS v(sku, name, unit_price, quantity, n)
-        ORDER BY v.n
+        SELECT %s, sku, name, price, quantity FROM p WHERE (SELECT ok FROM ok) ORDER BY n
         RETURNING id
     ), t AS (
-        INSERT INTO shop_timelineentry (order_id, type, at, event_id, detail) VALUES (%s, %s, %s, %s, '')
+        INSERT INTO shop_timelineentry (order_id, type, at, event_id, detail)
+        SELECT %s, %s, %s, %s, '' WHERE (SELECT ok FROM ok)
         RETURNING id
     ){key}, e AS ({outbox})
-    SELECT (SELECT array_agg(id ORDER BY id) FROM l), (SELECT id FROM t)
+    SELECT (SELECT ok FROM ok), (SELECT array_agg(id ORDER BY id) FROM l), (SELECT id FROM t),
+        array_agg(p.sku ORDER BY p.n), array_agg(p.name ORDER BY p.n), array_agg(p.price ORDER BY p.n),
+        array_agg(p.currency ORDER BY p.n)
+    FROM p
 """
 KEY = """, k AS (
-        INSERT INTO shop_idempotencykey (key, request_hash, order_id, created_at) VALUES (%s, %s, %s, %s)
+        INSERT INTO shop_idempotencykey (key, request_hash, order_id, created_at)
+        SELECT %s, %s, %s, %s WHERE (SELECT ok FROM ok)
     )"""
+ONLY_IF_OK = "(SELECT ok FROM ok)"
 
 
 def _order_create(*, email: str, lines: list[LineRequest], key: str | None, fingerprint: str) -> Order:
-    skus = list(dict.fromkeys(line.sku for line in lines))
-    with connection.cursor() as cursor:
-        cursor.execute(PRICES, [skus])
-        products = {sku: (name, price, currency) for sku, name, price, currency in cursor.fetchall()}
-    missing = sorted(set(skus) - set(products))
-    if missing:
-        raise UnknownProducts(missing)
-    total = sum((products[line.sku][1] * line.quantity for line in lines), Decimal("0"))
-    currency = products[lines[0].sku][2]
     order_id, now = uuid.uuid4(), timezone.now()
     pending = outbox.prepare([OrderPlaced(order_id=str(order_id), lines=[Line(ln.sku, ln.quantity) for ln in lines])])
     envelope = pending.envelopes[0]
-    insert_events, event_params = pending.insert
-    params = [order_id, email, total, currency, now, now]
-    params += [order_id, [ln.sku for ln in lines], [products[ln.sku][0] for ln in lines]]
-    params += [[products[ln.sku][1] for ln in lines], [ln.quantity for ln in lines]]
+    insert_events, event_params = insert_statement(StoredEvent, outbox.COLUMNS, pending.rows, where=ONLY_IF_OK)
+    params = [[ln.sku for ln in lines], [ln.quantity for ln in lines], len(lines)]
+    params += [order_id, email, now, now, order_id]
     params += [order_id, OrderPlaced.TYPE, envelope.occurred_at, envelope.event_id]
     params += [key, fingerprint, order_id, now] if key else []
     sql = PLACE.format(key=KEY if key else "", outbox=insert_events)
     # Nested in a caller's transaction, a savepoint keeps a duplicate key's error from breaking it.
     with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
         cursor.execute(sql, params + event_params)
-        line_ids, entry_id = cursor.fetchone()
+        ok, line_ids, entry_id, skus, names, prices, currencies = cursor.fetchone()
+    if not ok:
+        raise UnknownProducts(sorted({ln.sku for ln in lines} - set(skus or [])))
     outbox.written(pending)
+    total = sum((price * ln.quantity for price, ln in zip(prices, lines, strict=True)), Decimal("0"))
+    currency = currencies[0]
     order = Order(id=order_id, email=email, total=total, currency=currency, created_at=now, updated_at=now)
     order_lines = [
         OrderLine(
             id=i,
             order=order,
             sku=ln.sku,
-            name=products[ln.sku][0],
-            unit_price=products[ln.sku][1],
+            name=name,
+            unit_price=price,
             quantity=ln.quantity,
         )
-        for i, ln in zip(line_ids, lines, strict=True)
+        for i, ln, name, price in zip(line_ids, lines, names, prices, strict=True)
     ]
     placed = TimelineEntry(
         id=entry_id, order=order, type=OrderPlaced.TYPE, at=envelope.occurred_at, event_id=envelope.event_id
