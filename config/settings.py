@@ -193,7 +193,6 @@ EVENT_PUBLISHERS = ["shop.events", "inventory.events"]
 EVENT_CONSUMERS = [
     "inventory.handlers.CONSUMER",
     "shop.handlers.CONSUMER",
-    "shop.projections.CONSUMER",
 ]
 # Read models that rebuild_projections can drop and rebuild from the event log.
 EVENT_PROJECTIONS = [

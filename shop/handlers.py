@@ -1,9 +1,10 @@
-"""The shop's reactions to inventory's events: the order state machine moves on."""
+"""The shop's reactions to inventory's events: the order state machine moves on, the stock levels follow."""
 
 from events.consumer import Consumer, Message, batch_handler
 
-from .inbound import StockReleased, StockReservationRejected, StockReserved
+from .inbound import StockLevelChanged, StockReleased, StockReservationRejected, StockReserved
 from .metrics import order_decided
+from .projections import stock_levels_apply
 from .services import Decision, order_note, orders_settle
 
 
@@ -31,12 +32,15 @@ SUBSCRIPTIONS = [
     (StockReserved, settle_orders),
     (StockReservationRejected, settle_orders),
     (StockReleased, note_release),
+    (StockLevelChanged, stock_levels_apply),
 ]
 
 CONSUMER = Consumer(
     name="shop",
     app="shop",
     stream="INVENTORY",
-    subjects=("inventory.reservation.>",),
+    # One durable for the whole stream: a reservation's outcome and the levels it moved are published
+    # together, so one batch (one transaction, one receipts statement) applies both.
+    subjects=("inventory.reservation.>", "inventory.stock.>"),
     subscriptions=tuple(SUBSCRIPTIONS),
 )

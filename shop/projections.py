@@ -2,7 +2,9 @@
 
 Each event carries the SKU's state *after* the change and its version; a row is
 written only when the event is newer than it, so duplicates and reordering are
-harmless and the projection can be rebuilt from the log at any time.
+harmless and the projection can be rebuilt from the log at any time. The shop's
+consumer of the ``INVENTORY`` stream (``shop.handlers``) applies the levels in the
+same batches as the reservations' outcomes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from django.utils import timezone
 
 from events import log
 from events.base import index
-from events.consumer import Consumer, Message, batch_handler
+from events.consumer import Message, batch_handler
 from events.projections import Projection
 
 from .inbound import StockLevelChanged
@@ -94,11 +96,3 @@ def differences() -> list[str]:
 
 
 STOCK_LEVELS = Projection(name="shop.stock_levels", rebuild=rebuild, differences=differences)
-
-CONSUMER = Consumer(
-    name="shop-stock-projection",
-    app="shop",
-    stream="INVENTORY",
-    subjects=("inventory.stock.>",),
-    subscriptions=((StockLevelChanged, stock_levels_apply),),
-)

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.pipeline
 def start_workers(pipeline, **env: str):
     """Start a worker process and wait until it consumes (it creates the streams the web publishes to)."""
     workers = pipeline.workers(**env)
-    wait_for(lambda: "consuming shop-stock-projection" in workers.log_text(), 30, "the worker to consume")
+    wait_for(lambda: "consuming shop from" in workers.log_text(), 30, "the worker to consume")
     return workers
 
 

@@ -34,12 +34,12 @@ def test_with_traffic_on_every_consumer_a_ready_message_is_started_at_once(pipel
         make_product(f"TEA-{i}", stock=500)
     pipeline.relay()
     workers = pipeline.workers()
-    for name in ("inventory", "shop", "shop-stock-projection"):
+    for name in ("inventory", "shop"):
         wait_for(lambda name=name: f"consuming {name} from" in workers.tail(), 30, f"{name} to consume")
     rng = random.Random(7)
     orders = []
     # About fifteen seconds of a gentle mix: orders (inventory), their reservations (shop), the stock
-    # levels they move (shop-stock-projection), and cancels (inventory, then shop): every consumer
+    # levels they move (shop too), and cancels (inventory, then shop): every consumer
     # of the worker process has traffic, with idle gaps short and long (past a second, when
     # pull requests expire) between messages.
     for n in range(30):
@@ -56,7 +56,7 @@ def test_with_traffic_on_every_consumer_a_ready_message_is_started_at_once(pipel
         cursor.execute(WAITS)
         waits = cursor.fetchall()
     consumers = {consumer for consumer, _, _ in waits}
-    assert consumers == {"inventory", "shop", "shop-stock-projection"}
+    assert consumers == {"inventory", "shop"}
     slow = sorted(((float(s), c, t) for c, t, s in waits if float(s) > HEALTHY_START), reverse=True)
     assert not slow, f"{len(slow)} of {len(waits)} messages waited at the server; slowest: {slow[:5]}"
 

@@ -59,8 +59,8 @@ def _deliveries(consumer, events: list) -> list:
     return out
 
 
-def measure(consumer, make_events: Callable[[int], list], size: int) -> Cost:
-    """Apply MESSAGES messages to ``consumer`` in batches of ``size``; return the cost per batch."""
+def measure(consumer, label: str, make_events: Callable[[int], list], size: int) -> Cost:
+    """Apply MESSAGES messages to ``consumer`` in batches of ``size``; return the cost per batch, as ``label``."""
     from django.db import connection
 
     from events.consumer import process_batch
@@ -83,7 +83,7 @@ def measure(consumer, make_events: Callable[[int], list], size: int) -> Cost:
     py, pg = time.process_time() - py0, _backend_seconds(backend) - pg0
     n = len(batches)
     # +1: the commit, which Django sends without a cursor.
-    return Cost(consumer.name, size, n, py * 1000 / n, pg * 1000 / n, statements / n + 1)
+    return Cost(label, size, n, py * 1000 / n, pg * 1000 / n, statements / n + 1)
 
 
 def table(costs: list[Cost]) -> str:
@@ -105,8 +105,8 @@ def table(costs: list[Cost]) -> str:
     return "\n".join(rows)
 
 
-def _event_makers() -> dict[str, Callable[[int], list]]:
-    """Return, per consumer name, a function making ``n`` fresh events of the kind it handles."""
+def _event_makers() -> list[tuple[str, str, Callable[[int], list]]]:
+    """Return (label, consumer name, a function making ``n`` fresh events of one kind it handles)."""
     from events.base import Line
     from inventory.events import StockLevelChanged, StockReserved
     from shop.events import OrderPlaced
@@ -136,7 +136,7 @@ def _event_makers() -> dict[str, Callable[[int], list]]:
             )
         return out
 
-    return {"inventory": placed, "shop": reserved, "shop-stock-projection": levels}
+    return [("inventory", "inventory", placed), ("shop", "shop", reserved), ("shop: stock levels", "shop", levels)]
 
 
 def main() -> int:
@@ -156,8 +156,13 @@ def main() -> int:
     from events.consumer import configured_consumers
 
     call_command("migrate", verbosity=0)
-    makers = _event_makers()
-    costs = [measure(c, makers[c.name], size) for c in configured_consumers() if c.name in makers for size in SIZES]
+    consumers = {c.name: c for c in configured_consumers()}
+    costs = [
+        measure(consumers[name], label, make, size)
+        for label, name, make in _event_makers()
+        if name in consumers
+        for size in SIZES
+    ]
     print(table(costs))
     return 0
 
