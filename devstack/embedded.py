@@ -41,11 +41,28 @@ class EmbeddedError(RuntimeError):
     """An embedded server could not be started."""
 
 
+# Ports this process chose or was told it will serve on, not yet bound maybe: free_port never returns one.
+_claimed: set[int] = set()
+
+
+def claim(*ports: int) -> None:
+    """Note ports this process will listen on (given on its command line), so free_port leaves them alone."""
+    _claimed.update(ports)
+
+
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now, and that this process has not given out.
+
+    A port is free until someone binds it: two servers started one after the other
+    could be given the same one, if the first has not bound it yet.
+    """
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _claimed:
+            _claimed.add(port)
+            return port
 
 
 def _granian(interface: str, app: str, port: int, workers: int, *args: str) -> list[str]:

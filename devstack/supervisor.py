@@ -30,7 +30,7 @@ from pathlib import Path
 from django.conf import settings
 
 from . import natsauth, state
-from .embedded import EmbeddedError, EmbeddedNats, EmbeddedPostgres, free_port, live_command, web_command
+from .embedded import EmbeddedError, EmbeddedNats, EmbeddedPostgres, claim, free_port, live_command, web_command
 from .process import Process, group_alive, http_ok, parent_death_signal
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -196,6 +196,7 @@ class Devstack:
 
     def __post_init__(self) -> None:
         self.live_port = self.live_port or _port_or_free(self.port + 1)
+        claim(self.port, self.live_port)  # the embedded servers' free ports must not be these
 
     @property
     def state_file(self) -> Path:

@@ -189,3 +189,12 @@ def test_the_state_of_a_stopped_devstack_is_ignored(tmp_path):
 
     assert devstack_state.running(state_file) == {}
     assert devstack_state.running(tmp_path / "missing.json") == {}
+
+
+def test_a_free_port_is_never_one_this_process_gave_out_or_will_serve_on():
+    from devstack import embedded
+
+    embedded.claim(1)
+    given = {embedded.free_port() for _ in range(200)}
+    assert len(given) == 200 and 1 not in given  # each one once: not yet bound, still taken
+    assert given <= embedded._claimed
