@@ -57,10 +57,23 @@ Handler = Callable[[Message], None]
 BatchHandler = Callable[[list[Message]], None]
 
 
-def batch_handler(fn: BatchHandler) -> BatchHandler:
-    """Mark ``fn`` as taking a whole run of messages: ``fn([Message, ...])``."""
-    fn.takes_batch = True
-    return fn
+def batch_handler(fn: BatchHandler | None = None, *, last: bool = False):
+    """Mark ``fn`` as taking a whole run of messages: ``fn([Message, ...])``.
+
+    ``last``: its messages commute with every other message of the batch (a
+    read model that keeps the newest version, say), so the runner gives it all
+    of them in one run, after the rest of the batch, wherever they were. Its
+    rows are then locked once per batch in the handler's own order: two
+    workers' batches cannot deadlock on them, as they could on the same rows
+    locked over several runs of one transaction.
+    """
+
+    def mark(fn: BatchHandler) -> BatchHandler:
+        fn.takes_batch = True
+        fn.runs_last = last
+        return fn
+
+    return mark if fn is None else mark(fn)
 
 
 def takes_batch(handler) -> bool:
@@ -196,15 +209,21 @@ def _apply_all_or_nothing(consumer: Consumer, deliveries: list[Delivery]) -> lis
 
 
 def _runs(consumer: Consumer, decoded: list[Decoded]) -> list[tuple[BatchHandler | None, list[Decoded]]]:
-    """Split messages into maximal runs that share one batch handler (None: per message), keeping order."""
+    """Split messages into maximal runs that share one batch handler (None: per message), keeping order.
+
+    The messages of a handler marked ``last`` make one run of their own, after all the others.
+    """
     runs: list[tuple[BatchHandler | None, list[Decoded]]] = []
+    last: dict[BatchHandler, list[Decoded]] = {}
     for item in decoded:
         handler = consumer.batch_handler_for(item[2])
-        if runs and runs[-1][0] is handler:
+        if handler is not None and getattr(handler, "runs_last", False):
+            last.setdefault(handler, []).append(item)
+        elif runs and runs[-1][0] is handler:
             runs[-1][1].append(item)
         else:
             runs.append((handler, [item]))
-    return runs
+    return runs + list(last.items())
 
 
 def _apply_message_by_message(consumer: Consumer, deliveries: list[Delivery], max_deliver: int) -> list[Verdict]:

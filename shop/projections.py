@@ -52,7 +52,7 @@ UPSERT_MANY = """
 """
 
 
-@batch_handler
+@batch_handler(last=True)  # levels commute with the orders' events: one run a batch, its SKUs locked in order
 def stock_levels_apply(levels: list[Message[StockLevelChanged]]) -> None:
     """Apply a run of levels in one statement: per SKU the newest of the run, if newer than the table's."""
     newest: dict[str, Message[StockLevelChanged]] = {}

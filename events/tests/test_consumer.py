@@ -185,3 +185,40 @@ def test_a_consumer_lingers_only_when_messages_come_faster_than_it_applies_them(
     assert linger_after(100, 100, took=0.003, fixed=0, adaptive_max=0.004) == 0  # full: more is waiting
     assert linger_after(1, 100, took=0.003, fixed=0.005, adaptive_max=0.004) == 0.005  # a fixed linger wins
     assert linger_after(5, 100, took=0.003, fixed=0, adaptive_max=0) == 0  # off
+
+
+@dataclass(frozen=True, kw_only=True)
+class LevelChanged(Event):
+    """A test event of a read model: the newest version wins, so it commutes with the others."""
+
+    TYPE = "LevelChanged"
+    sku: str
+
+    def subject(self) -> str:
+        return f"shop.level.{self.sku}"
+
+    def aggregate_id(self) -> str:
+        return self.sku
+
+
+def test_a_handler_marked_last_gets_all_its_messages_of_a_batch_in_one_run_after_the_rest():
+    from events.consumer import _runs
+
+    @batch_handler(last=True)
+    def levels(run: list[Message[LevelChanged]]) -> None:
+        pass
+
+    consumer = Consumer(
+        name="test",
+        app="test",
+        stream="SHOP",
+        subjects=("shop.>",),
+        subscriptions=((LevelChanged, levels), (OrderPlaced, remember_run)),
+    )
+    events = [OrderPlaced(order_id="o0", lines=[]), LevelChanged(sku="B"), OrderPlaced(order_id="o2", lines=[])]
+    events += [LevelChanged(sku="A"), OrderPlaced(order_id="o4", lines=[])]
+
+    runs = _runs(consumer, [(i, None, event) for i, event in enumerate(events)])
+
+    # The placed orders in stream order, as one run (the levels between them commute); the levels last.
+    assert [(handler, [i for i, _, _ in run]) for handler, run in runs] == [(remember_run, [0, 2, 4]), (levels, [1, 3])]
