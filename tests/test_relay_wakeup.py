@@ -2,7 +2,7 @@
 
 from django.test import override_settings
 
-from events.models import ProcessedEvent
+from events.models import ProcessedEvent, StoredEvent
 from shop.models import Order
 from shop.services import LineRequest, order_place
 from tests.pipeline import wait_for
@@ -42,6 +42,11 @@ def test_lingering_relay_and_consumers_still_carry_every_order_once(pipeline, ma
     wait_for(lambda: not Order.objects.filter(status=Order.Status.PENDING).exists(), 60, "every order final")
     statuses = [Order.objects.get(id=i).status for i in orders]
     assert statuses == [Order.Status.CONFIRMED] * 30 + [Order.Status.REJECTED]
-    # Each of the 31 OrderPlaced and the 31 decisions was applied once by its consumer.
+    # Each of the 31 OrderPlaced and the 31 decisions was applied once by its consumer, each level too.
     assert ProcessedEvent.objects.filter(consumer="inventory").count() == 31
-    assert ProcessedEvent.objects.filter(consumer="shop").count() == 31
+    decisions = StoredEvent.objects.filter(type__in=["StockReserved", "StockReservationRejected"])
+    levels = StoredEvent.objects.filter(type="StockLevelChanged")
+    shop = ProcessedEvent.objects.filter(consumer="shop")
+    assert shop.filter(event_id__in=decisions.values("event_id")).count() == decisions.count() == 31
+    assert shop.filter(event_id__in=levels.values("event_id")).count() == levels.count()
+    assert shop.count() == decisions.count() + levels.count()
