@@ -146,9 +146,9 @@ DATABASES = {
         # (and per worker batch), never leaked whatever the server model.
         "OPTIONS": {
             # https://docs.djangoproject.com/en/5.2/ref/databases/#server-side-parameters-binding
-            # Parameters sent apart from the statement (psycopg's Cursor, not ClientCursor): no quoting of every
-            # array in Python, and statements run often are prepared once per connection (docs/benchmarks.md).
-            "server_side_binding": env.bool("DB_SERVER_SIDE_BINDING", default=True),
+            # Off, Django's default: the lab's `server-binding` scenario (parameters sent apart from the statement,
+            # statements run often prepared) measured no gain over quoting them in (docs/benchmarks.md).
+            "server_side_binding": env.bool("DB_SERVER_SIDE_BINDING", default=False),
             "pool": {
                 "min_size": 1,
                 "max_size": env.int("DB_POOL_MAX_SIZE", default=12),

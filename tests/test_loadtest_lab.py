@@ -111,6 +111,7 @@ def test_the_ladder_climbs_in_every_lever_by_default_and_in_the_baseline_alone_w
         "relay-notify",
         "relay-eager",
         "fetch-linger",
+        "server-binding",
         "linger-off",
     ]
     assert parse_args([]).ladder == LADDER_NAMES == levers

@@ -23,6 +23,7 @@ SCENARIO_NAMES = [
     "relay-notify",
     "relay-eager",
     "fetch-linger",
+    "server-binding",
     "linger-off",
 ]
 # The ladder paces HTTP orders through a running pipeline, so it climbs only in the configurations of the
@@ -37,6 +38,7 @@ LADDER_NAMES = [
     "relay-notify",
     "relay-eager",
     "fetch-linger",
+    "server-binding",
     "linger-off",
 ]
 QUICK = {

@@ -72,6 +72,11 @@ SCENARIOS = [
         env={"EVENT_FETCH_LINGER": "0.005"},
     ),
     Scenario(
+        "server-binding",
+        "psycopg's server-side binding: parameters sent apart from the statement, statements run often prepared",
+        env={"DB_SERVER_SIDE_BINDING": "1"},
+    ),
+    Scenario(
         "linger-off",
         "no adaptive linger: consumers fetch again at once after any partial batch",
         env={"EVENT_FETCH_LINGER_MAX": "0"},
