@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 
 import httpx
@@ -19,14 +17,14 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from accounts.tokens import token_issue
-from devstack.embedded import parent_death_signal
 from inventory.models import StockItem
 from loadtests.bench.compare import report
 from loadtests.bench.compare.run import DEVSTACK, LAB, System
 from loadtests.bench.compare.steps import Step, closed_step, open_step, parse_order
 from loadtests.bench.compare.targets import Target, catalog, choose, top_up
 from loadtests.bench.report import DOCS_BEGIN, DOCS_END, write_docs
-from tests.pipeline import BASE_DIR, run_async, wait_for
+from tests.pipeline import run_async, wait_for
+from tests.test_loadtest_lab import run_bench
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -122,16 +120,7 @@ def test_compare_only_measures_the_lab_stack_and_another_server_and_writes_its_r
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
     bench = [sys.executable, "-m", "loadtests.bench", "--compare-only", "--no-docs", "--orders", "20"]
     bench += ["--concurrency", "4", "--open-rate", "5", "--open-seconds", "2", "--against", f"here={base}"]
-    done = subprocess.run(
-        [sys.executable, "-m", "devstack.embedded", "--", *bench, "--results", str(tmp_path)],
-        env=env,
-        cwd=BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        preexec_fn=parent_death_signal(signal.SIGTERM),
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    run_bench([*bench, "--results", str(tmp_path)], env)
 
     (result,) = tmp_path.glob("*-compare.json")
     data = json.loads(result.read_text())

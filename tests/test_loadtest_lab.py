@@ -22,6 +22,21 @@ from tests.pipeline import BASE_DIR
 pytestmark = pytest.mark.pipeline
 
 
+def run_bench(bench: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run ``python -m loadtests.bench`` (``bench``: its command line) on embedded servers; assert it succeeded."""
+    done = subprocess.run(
+        [sys.executable, "-m", "devstack.embedded", "--", *bench],
+        env=env,
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=parent_death_signal(signal.SIGTERM),
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return done
+
+
 def test_a_tiny_lab_run_writes_its_tables_plots_and_json(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
     bench = [
@@ -53,16 +68,7 @@ def test_a_tiny_lab_run_writes_its_tables_plots_and_json(tmp_path):
         "--results",
         str(tmp_path),
     ]
-    done = subprocess.run(
-        [sys.executable, "-m", "devstack.embedded", "--", *bench],
-        env=env,
-        cwd=BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        preexec_fn=parent_death_signal(signal.SIGTERM),
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    done = run_bench(bench, env)
     assert "rate limits: off (RATE_LIMITS=0, the lab's stack)" in done.stdout
 
     (result,) = tmp_path.glob("*.json")

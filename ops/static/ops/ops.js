@@ -127,27 +127,40 @@ async function replay(id, button) {
   button.textContent = resp.ok ? "replayed" : (body.error ? body.error.message : "failed");
 }
 
-function deadLetters(rows, waiting) {
-  document.getElementById("dl-count").textContent = `(${waiting} waiting)`;
-  const tbody = document.querySelector("#dead-letters tbody");
+// A table body refilled from rows: emptied, then one row saying so when there is none.
+function tableBody(selector, empty, columns, id, text) {
+  const tbody = document.querySelector(selector);
   tbody.replaceChildren();
-  if (!rows.length) {
+  if (empty) {
     const tr = document.createElement("tr");
     const td = document.createElement("td");
-    td.colSpan = 7; td.className = "empty"; td.id = "dl-empty";
-    td.textContent = "No dead letters: every message so far was handled.";
+    td.colSpan = columns; td.className = "empty"; td.id = id;
+    td.textContent = text;
     tr.appendChild(td); tbody.appendChild(tr);
   }
+  return tbody;
+}
+
+// One cell per [value, class] pair, appended to the row.
+function cells(tr, values) {
+  for (const [value, cls] of values) {
+    const td = document.createElement("td");
+    td.textContent = value;
+    if (cls) td.className = cls;
+    tr.appendChild(td);
+  }
+}
+
+const dateTime = (iso) => new Date(iso).toISOString().replace("T", " ").slice(0, 19);
+
+function deadLetters(rows, waiting) {
+  document.getElementById("dl-count").textContent = `(${waiting} waiting)`;
+  const tbody = tableBody("#dead-letters tbody", !rows.length, 7, "dl-empty",
+                          "No dead letters: every message so far was handled.");
   for (const d of rows) {
     const tr = document.createElement("tr");
     if (d.replayed_at) tr.className = "replayed";
-    const at = new Date(d.created_at).toISOString().replace("T", " ").slice(0, 19) + " UTC";
-    for (const [value, cls] of [[d.id], [d.consumer], [d.subject], [d.deliveries], [d.error, "error"], [at]]) {
-      const td = document.createElement("td");
-      td.textContent = value;
-      if (cls) td.className = cls;
-      tr.appendChild(td);
-    }
+    cells(tr, [[d.id], [d.consumer], [d.subject], [d.deliveries], [d.error, "error"], [dateTime(d.created_at) + " UTC"]]);
     const td = document.createElement("td");
     if (!d.replayed_at) {
       const button = document.createElement("button");
@@ -162,24 +175,11 @@ function deadLetters(rows, waiting) {
 
 function failedEvents(rows, count) {
   document.getElementById("failed-count").textContent = `(${count})`;
-  const tbody = document.querySelector("#failed-events tbody");
-  tbody.replaceChildren();
-  if (!rows.length) {
-    const tr = document.createElement("tr");
-    const td = document.createElement("td");
-    td.colSpan = 6; td.className = "empty"; td.id = "failed-empty";
-    td.textContent = "None: JetStream took every event so far.";
-    tr.appendChild(td); tbody.appendChild(tr);
-  }
+  const tbody = tableBody("#failed-events tbody", !rows.length, 6, "failed-empty",
+                          "None: JetStream took every event so far.");
   for (const e of rows) {
     const tr = document.createElement("tr");
-    const next = e.retry_at ? new Date(e.retry_at).toISOString().replace("T", " ").slice(0, 19) : "";
-    for (const [value, cls] of [[e.event_id], [e.type], [e.subject], [e.attempts], [e.error, "error"], [next]]) {
-      const td = document.createElement("td");
-      td.textContent = value;
-      if (cls) td.className = cls;
-      tr.appendChild(td);
-    }
+    cells(tr, [[e.event_id], [e.type], [e.subject], [e.attempts], [e.error, "error"], [e.retry_at ? dateTime(e.retry_at) : ""]]);
     tbody.appendChild(tr);
   }
 }
