@@ -112,9 +112,9 @@ class DatabaseCollector:
     """The outbox and the dead-letter store, read from PostgreSQL at scrape time."""
 
     OUTBOX = """
-        SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(occurred_at)), 0),
-               count(*) FILTER (WHERE publish_attempts > 0)
-        FROM events_storedevent WHERE published_at IS NULL
+        SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(queued_at)), 0),
+               count(*) FILTER (WHERE attempts > 0)
+        FROM events_outbox
     """
     WAITING = "SELECT count(*) FROM events_deadletter WHERE replayed_at IS NULL"
 
@@ -122,7 +122,7 @@ class DatabaseCollector:
         from django.db import connection
 
         with connection.cursor() as cursor:
-            # The partial index on unpublished rows keeps this cheap whatever the size of the log.
+            # The outbox holds only the events in flight: cheap whatever the size of the log.
             cursor.execute(self.OUTBOX)
             depth, oldest, failed = cursor.fetchone()
             cursor.execute(self.WAITING)
@@ -146,6 +146,25 @@ class _ThisProcess:
 
     def collect(self):
         return REGISTRY.collect()
+
+
+class _SharedSamples(MultiProcessCollector):
+    """Every process's samples, as prometheus-client merges them, but for files still being created.
+
+    A process creating its samples file holds it empty for an instant (created, not yet
+    sized); prometheus-client would fail the whole scrape on it. Its samples wait for the next.
+    """
+
+    def collect(self):
+        files = [f for f in glob.glob(os.path.join(self._path, "*.db")) if _sized(f)]
+        return self.merge(files, accumulate=True)
+
+
+def _sized(path: str) -> bool:
+    try:
+        return os.path.getsize(path) > 0
+    except FileNotFoundError:
+        return False  # a live gauge's file, removed since the glob
 
 
 def multiprocess_dir() -> str | None:
@@ -172,7 +191,7 @@ def registry(*, database: bool = True) -> CollectorRegistry:
     path = multiprocess_dir()
     if path:
         forget_dead_processes(path)
-        MultiProcessCollector(result, path)
+        _SharedSamples(result, path)
     else:
         result.register(_ThisProcess())
     if database:

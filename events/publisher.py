@@ -4,9 +4,10 @@ With ``EVENT_PUBLISH_AFTER_COMMIT`` on (the default), a web or worker process
 hands the events a transaction recorded to its publisher **when that
 transaction commits** (``transaction.on_commit``; never for a rollback). The
 publisher is a thread with an event loop and a NATS connection of its own: it
-publishes them with ``Nats-Msg-Id`` = event id, as the relay does, and marks
-the acknowledged rows published, in a task of their own so that the next
-publish never waits for the last mark. The committing thread waits only until
+publishes them with ``Nats-Msg-Id`` = event id, as the relay does, and takes
+the acknowledged ones out of the outbox (a DELETE of their ``events_outbox``
+rows: the mark), in a task of its own so that the next publish never waits for
+the last mark. The committing thread waits only until
 its events are written to NATS (not for their ack).
 
 The outbox stays the record and the relay the safety net: whatever a publisher
@@ -14,7 +15,7 @@ did not publish (the process died between commit and publish, NATS was down,
 the publisher's backlog was full, JetStream refused that row) is still an unpublished row, and the relay
 publishes rows older than ``RELAY_SWEEP_AGE`` seconds. If both publish one
 event (a publisher slower than the sweep), JetStream drops the second copy as
-a duplicate of its message id, and the mark keeps the first time.
+a duplicate of its message id, and the second mark deletes nothing.
 
 ``EVENT_PUBLISH_DELAY`` holds every publish back by that many seconds: a fault
 to inject (tests and the lab use it to open the window between commit and
@@ -37,11 +38,8 @@ from .pg import database_conninfo
 
 log = logging.getLogger(__name__)
 
-MARK = """
-    UPDATE events_storedevent SET published_at = clock_timestamp()
-    WHERE event_id = ANY(%s::uuid[]) AND published_at IS NULL
-"""
-# Seconds a publisher gathers acknowledged events before marking them, in one UPDATE (far below
+MARK = "DELETE FROM events_outbox WHERE event_id = ANY(%s::uuid[])"
+# Seconds a publisher gathers acknowledged events before marking them, in one DELETE (far below
 # RELAY_SWEEP_AGE, so the relay does not take them for lost): a statement per 20 ms, not per request.
 MARK_EVERY = 0.02
 # Rows waiting in one publisher beyond which it drops new ones (the relay sweeps them): NATS is away.

@@ -1,9 +1,9 @@
-"""The relay: publish committed outbox rows to JetStream, then mark them published.
+"""The relay: publish committed outbox rows to JetStream, then take them out of the outbox.
 
 One round: lock up to ``RELAY_BATCH_SIZE`` unpublished rows (``FOR UPDATE SKIP
 LOCKED``, so two relays never take the same row), publish them all with
 ``publish_async`` (at most ``RELAY_MAX_IN_FLIGHT`` awaiting their ack, each
-with a timeout), mark the acknowledged ones published and commit. Each message
+with a timeout), delete the acknowledged ones from the outbox and commit. Each message
 carries ``Nats-Msg-Id`` = event id: if the relay dies after publishing and
 before its commit, the rows are published again and JetStream drops the
 duplicates (within the stream's duplicate window).
@@ -45,25 +45,32 @@ from .pg import database_conninfo
 
 log = logging.getLogger(__name__)
 
+# The outbox holds only the events in flight, in log order; their log rows give the rest.
 CLAIM = """
-    SELECT seq, event_id::text, subject, payload, traceparent, type, occurred_at FROM events_storedevent
-    WHERE published_at IS NULL AND (retry_at IS NULL OR retry_at <= now())
-    ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
+    SELECT e.seq, e.event_id::text, e.subject, e.payload, e.traceparent, e.type, e.occurred_at
+    FROM (
+        SELECT seq FROM events_outbox WHERE retry_at IS NULL OR retry_at <= now()
+        ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
+    ) o JOIN events_storedevent e ON e.seq = o.seq
+    ORDER BY e.seq
 """
 # With publish after commit, the rows younger than RELAY_SWEEP_AGE are their own publisher's.
 CLAIM_SWEEP = """
-    SELECT seq, event_id::text, subject, payload, traceparent, type, occurred_at FROM events_storedevent
-    WHERE published_at IS NULL AND (retry_at IS NULL OR retry_at <= now())
-      AND occurred_at < now() - make_interval(secs => %s)
-    ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
+    SELECT e.seq, e.event_id::text, e.subject, e.payload, e.traceparent, e.type, e.occurred_at
+    FROM (
+        SELECT seq FROM events_outbox
+        WHERE (retry_at IS NULL OR retry_at <= now()) AND queued_at < now() - make_interval(secs => %s)
+        ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
+    ) o JOIN events_storedevent e ON e.seq = o.seq
+    ORDER BY e.seq
 """
-MARK = "UPDATE events_storedevent SET published_at = clock_timestamp() WHERE seq = ANY(%s)"
+MARK = "DELETE FROM events_outbox WHERE seq = ANY(%s)"
 # The exponent stops at 30: past the cap anyway, and 2^attempts stays a number.
 MARK_FAILED = """
-    UPDATE events_storedevent AS e
-    SET publish_attempts = e.publish_attempts + 1, publish_error = f.error,
-        retry_at = clock_timestamp() + make_interval(secs => least(%s * power(2, least(e.publish_attempts, 30)), %s))
-    FROM unnest(%s::bigint[], %s::text[]) AS f(seq, error) WHERE e.seq = f.seq
+    UPDATE events_outbox AS o
+    SET attempts = o.attempts + 1, error = f.error,
+        retry_at = clock_timestamp() + make_interval(secs => least(%s * power(2, least(o.attempts, 30)), %s))
+    FROM unnest(%s::bigint[], %s::text[]) AS f(seq, error) WHERE o.seq = f.seq
 """
 
 

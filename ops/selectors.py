@@ -9,21 +9,20 @@ from django.db import connection
 
 from events import metrics
 from events.consumer import configured_consumers
-from events.models import DeadLetter, StoredEvent
+from events.models import DeadLetter, Unpublished
 from inventory.events import StockReservationRejected, StockReserved
 from shop.events import OrderConfirmed, OrderPlaced, OrderRejected
 
 # An order's path through the system, and the timestamp each step leaves in the event tables:
-# OrderPlaced committed (occurred_at) → published (published_at) → inventory starts (receipt)
-# → StockReserved/Rejected committed → published → shop starts (receipt) → OrderConfirmed/Rejected committed.
-HOPS = ["relay (placed)", "queue (inventory)", "inventory", "relay (reserved)", "queue (shop)", "shop"]
+# OrderPlaced committed (occurred_at) → published and delivered: inventory starts (receipt)
+# → StockReserved/Rejected committed → published and delivered: shop starts (receipt) → OrderConfirmed/Rejected.
+HOPS = ["bus (placed)", "inventory", "bus (reserved)", "shop"]
 RECENT_HOPS = """
     WITH decided AS (
         SELECT correlation_id, type, occurred_at FROM events_storedevent
         WHERE type = ANY(%(decisions)s) ORDER BY seq DESC LIMIT %(limit)s
     )
-    SELECT d.correlation_id, d.type, p.occurred_at, p.published_at, pi.processed_at,
-           r.occurred_at, r.published_at, ps.processed_at, d.occurred_at
+    SELECT d.correlation_id, d.type, p.occurred_at, pi.processed_at, r.occurred_at, ps.processed_at, d.occurred_at
     FROM decided d
     JOIN events_storedevent p ON p.correlation_id = d.correlation_id AND p.type = %(placed)s
     JOIN events_storedevent r ON r.correlation_id = d.correlation_id AND r.type = ANY(%(answers)s)
@@ -86,18 +85,18 @@ def dead_letters(limit: int = 20) -> list[dict]:
 
 def failed_events(limit: int = 20) -> list[dict]:
     """Return the oldest events waiting unpublished after a refusal of their own, with why and when next."""
-    rows = StoredEvent.objects.filter(published_at__isnull=True, publish_attempts__gt=0).order_by("seq")[:limit]
+    rows = Unpublished.objects.filter(attempts__gt=0).select_related("event").defer("event__payload")
     return [
         {
-            "event_id": str(e.event_id),
-            "type": e.type,
-            "subject": e.subject,
-            "attempts": e.publish_attempts,
-            "error": e.publish_error[:300],
-            "occurred_at": e.occurred_at.isoformat(),
-            "retry_at": e.retry_at.isoformat() if e.retry_at else None,
+            "event_id": str(u.event.event_id),
+            "type": u.event.type,
+            "subject": u.event.subject,
+            "attempts": u.attempts,
+            "error": u.error[:300],
+            "occurred_at": u.event.occurred_at.isoformat(),
+            "retry_at": u.retry_at.isoformat() if u.retry_at else None,
         }
-        for e in rows.defer("payload")
+        for u in rows.order_by("seq")[:limit]
     ]
 
 

@@ -13,11 +13,12 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from events.base import is_sku
+from events.base import DecodeError, decode_envelope, is_sku
 
 from . import live
 from .metrics import order_event_pushed, websocket_closed, websocket_opened
 from .models import Order
+from .selectors import order_events_payloads
 
 MAX_FRAME = 16 * 1024
 FINAL = {"OrderConfirmed", "OrderRejected", "OrderCancelled"}
@@ -162,6 +163,17 @@ def order_snapshot(order_id: str) -> dict | None:
         {"type": t.type, "at": t.at.isoformat(), "event_id": str(t.event_id), "detail": t.detail}
         for t in order.timeline.all()
     ]
+    # The order's events the live feed pushes, from the log: one committed before this socket
+    # watched the order may have passed this process by, before the shop noted it on the timeline.
+    noted = {entry["event_id"] for entry in timeline}
+    for payload in order_events_payloads(order_id=order_id, prefixes=live.ORDER_PREFIXES):
+        try:
+            envelope, data = decode_envelope(bytes(payload))
+        except DecodeError:
+            continue
+        if envelope.event_id not in noted:
+            timeline.append(live.order_entry(envelope, data))
+    timeline.sort(key=lambda entry: entry["at"])
     return {
         "type": "snapshot",
         "id": str(order.id),

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 STOCK_SUBJECT = "inventory.stock.>"
 ORDER_SUBJECTS = ("shop.order.>", "inventory.reservation.>")
+ORDER_PREFIXES = tuple(subject.removesuffix(">") for subject in ORDER_SUBJECTS)
 STOCK_TYPES = {(StockLevelChanged.TYPE, StockLevelChanged.VERSION): StockLevelChanged}
 # Channels groups: one per SKU, one per order, every stock socket and every staff socket (the last two
 # told to resync after a NATS outage).
@@ -259,14 +260,19 @@ class Feed:
         order_id = str(data.get("order_id") or envelope.correlation_id)
         if order_id not in _watched:
             return
-        entry = {
-            "type": envelope.type,
-            "at": envelope.occurred_at.isoformat(),
-            "event_id": envelope.event_id,
-            "detail": str(data.get("reason", ""))[:300],
-        }
+        entry = order_entry(envelope, data)
         if len(order_id) <= 64:
             await self.layer.group_send(order_group(order_id), {"type": "order.event", "entry": entry})
+
+
+def order_entry(envelope, data: dict) -> dict:
+    """Return the timeline entry an order page is sent for one of its events."""
+    return {
+        "type": envelope.type,
+        "at": envelope.occurred_at.isoformat(),
+        "event_id": envelope.event_id,
+        "detail": str(data.get("reason", ""))[:300],
+    }
 
 
 class _Process:

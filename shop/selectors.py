@@ -11,6 +11,8 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from events.models import StoredEvent
+
 from .models import Order, Product
 
 PAGE_SIZE = 20
@@ -64,6 +66,15 @@ def product_list(*, q: str = "", category: str = "", page: int = 1) -> tuple[lis
 def order_get(*, order_id: str) -> Order | None:
     """Return an order with its lines and timeline, or None."""
     return Order.objects.prefetch_related("lines", "timeline").filter(id=order_id).first()
+
+
+def order_events_payloads(*, order_id: str, prefixes: tuple[str, ...]) -> list[bytes]:
+    """Return the wire bytes of the order's events (by correlation) on subjects with these prefixes, in log order."""
+    subjects = Q()
+    for prefix in prefixes:
+        subjects |= Q(subject__startswith=prefix)
+    rows = StoredEvent.objects.filter(subjects, correlation_id=order_id).order_by("seq")
+    return list(rows.values_list("payload", flat=True))
 
 
 def orders_stuck(*, older_than: timedelta) -> list[Order]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from events.models import StoredEvent
+from django.db.models import Exists, OuterRef
+
+from events.models import StoredEvent, Unpublished
 from inventory.selectors import stock_all
 from shop.selectors import product_names
 
@@ -21,7 +23,7 @@ def stock_rows() -> list[tuple[Any, str]]:
 
 def events_recent(*, type: str = "", correlation: str = "", page: int = 1) -> tuple[list[StoredEvent], bool]:
     """Return one page of events, newest first, and whether an older page exists."""
-    events = StoredEvent.objects.defer("payload").order_by("-seq")
+    events = _with_waiting(StoredEvent.objects.defer("payload")).order_by("-seq")
     if type:
         events = events.filter(type=type)
     if correlation:
@@ -29,6 +31,11 @@ def events_recent(*, type: str = "", correlation: str = "", page: int = 1) -> tu
     start = (page - 1) * EVENTS_PER_PAGE
     rows = list(events[start : start + EVENTS_PER_PAGE + 1])
     return rows[:EVENTS_PER_PAGE], len(rows) > EVENTS_PER_PAGE
+
+
+def _with_waiting(events):
+    """Annotate each event with ``waiting``: whether it is still in the outbox, not yet published."""
+    return events.annotate(waiting=Exists(Unpublished.objects.filter(event_id=OuterRef("event_id"))))
 
 
 def event_types() -> list[str]:
@@ -43,13 +50,13 @@ class ChainNode:
     depth: int = 0
     ms_since_first: int = 0
     ms_since_cause: int | None = None
-    ms_to_publish: int | None = None
     children: list[ChainNode] = field(default_factory=list)
 
 
 def event_chain(*, correlation_id: str) -> list[ChainNode]:
     """Return the events sharing a correlation id, depth-first along causation, with timings."""
-    events = list(StoredEvent.objects.defer("payload").filter(correlation_id=correlation_id).order_by("seq"))
+    events = _with_waiting(StoredEvent.objects.defer("payload")).filter(correlation_id=correlation_id)
+    events = list(events.order_by("seq"))
     if not events:
         return []
     nodes = {str(e.event_id): ChainNode(e) for e in events}
@@ -64,8 +71,6 @@ def event_chain(*, correlation_id: str) -> list[ChainNode]:
         node.depth = depth
         node.ms_since_first = _ms(node.event.occurred_at - first)
         node.ms_since_cause = _ms(node.event.occurred_at - cause.event.occurred_at) if cause else None
-        if node.event.published_at:
-            node.ms_to_publish = _ms(node.event.published_at - node.event.occurred_at)
         ordered.append(node)
         for child in node.children:
             visit(child, depth + 1, node)

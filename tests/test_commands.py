@@ -36,7 +36,7 @@ def test_projections_rebuilt_from_the_log_equal_the_live_ones(pipeline, make_pro
     for lines in ([LineRequest("A", 2)], [LineRequest("B", 5)], [LineRequest("A", 1), LineRequest("B", 3)]):
         order_place(email="f@example.org", lines=lines)
     wait_for(lambda: not Order.objects.filter(status="pending").exists(), message="orders final")
-    wait_for(lambda: not StoredEvent.objects.filter(published_at__isnull=True).exists(), message="outbox drained")
+    wait_for(lambda: not StoredEvent.objects.filter(unpublished__isnull=False).exists(), message="outbox drained")
     wait_for(lambda: StockLevel.objects.filter(sku="B", available=0).exists(), message="projection caught up")
     pipeline.stop()
     live = {s.sku: (s.available, s.version) for s in StockLevel.objects.all()}

@@ -45,7 +45,7 @@ def place_over_http(base: str, count: int, sku: str = "A") -> list[str]:
 def assert_each_event_once_in_the_streams(nats_url: str, after_seq: int = 0) -> None:
     """Every event stored after ``after_seq`` is in its stream exactly once; inventory applied each order once."""
     events = StoredEvent.objects.filter(seq__gt=after_seq)
-    wait_for(lambda: not events.filter(published_at__isnull=True).exists(), 30, "every event published")
+    wait_for(lambda: not events.filter(unpublished__isnull=False).exists(), 30, "every event published")
     shop = events.filter(subject__startswith="shop.").count()
     inventory = events.filter(subject__startswith="inventory.").count()
     assert run_async(stream_messages(nats_url, "SHOP")) == shop
@@ -79,7 +79,7 @@ def test_a_worker_killed_between_commit_and_publish_loses_nothing(pipeline, make
     base = pipeline.web(1)
     orders = place_over_http(base, 8)
     wait_for(lambda: StoredEvent.objects.filter(type="StockReserved").count() == 8, 30, "8 reservations committed")
-    assert not StoredEvent.objects.filter(type="StockReserved", published_at__isnull=False).exists()
+    assert not StoredEvent.objects.filter(type="StockReserved", unpublished__isnull=True).exists()
     doomed.kill()  # in the window: committed, acked, never published
 
     pipeline.relay(RELAY_SWEEP_AGE="1")  # sweeps what no publisher published, once it is a second old

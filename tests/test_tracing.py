@@ -61,7 +61,7 @@ def test_one_order_is_one_trace_across_processes(pipeline, make_product):
     assert [r.type for r in rows] == ["OrderPlaced", "StockReserved", "OrderConfirmed"]
     assert {tracing.parse(r.traceparent)[0] for r in rows} == {TRACE}
     assert len({r.traceparent for r in rows} | {CALLER}) == 4  # each step is a span of its own
-    wait_for(lambda: not StoredEvent.objects.filter(published_at__isnull=True).exists(), message="all published")
+    wait_for(lambda: not StoredEvent.objects.filter(unpublished__isnull=False).exists(), message="all published")
     headers = run_async(message_headers(pipeline.nats_url, "SHOP", "shop.order.placed"))
     assert headers["traceparent"] == rows[0].traceparent
     assert headers["Nats-Msg-Id"] == str(rows[0].event_id)

@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from events.bulk import bulk_insert, bulk_set
-from events.models import StoredEvent
+from events.models import StoredEvent, Unpublished
 
 
 def _event(n: int) -> StoredEvent:
@@ -29,23 +29,24 @@ def test_bulk_set_writes_each_row_its_own_values_in_one_statement():
     rows = [_event(n) for n in range(3)]
     untouched = _event(99)
     # When two of them get new values, each its own
-    rows[0].published_at, rows[0].traceparent = datetime(2026, 1, 2, tzinfo=UTC), "a"
-    rows[2].published_at, rows[2].traceparent = datetime(2026, 1, 3, tzinfo=UTC), ""
+    rows[0].occurred_at, rows[0].traceparent = datetime(2026, 1, 2, tzinfo=UTC), "a"
+    rows[2].occurred_at, rows[2].traceparent = datetime(2026, 1, 3, tzinfo=UTC), ""
     with CaptureQueriesContext(connection) as queries:
-        updated = bulk_set([rows[0], rows[2]], ["published_at", "traceparent"])
+        updated = bulk_set([rows[0], rows[2]], ["occurred_at", "traceparent"])
     # Then exactly those rows have exactly those values, written by one statement
     assert updated == 2 and len(queries) == 1
-    got = {e.seq: (e.published_at, e.traceparent) for e in StoredEvent.objects.all()}
+    got = {e.seq: (e.occurred_at, e.traceparent) for e in StoredEvent.objects.all()}
+    first = datetime(2026, 1, 1, tzinfo=UTC)
     assert got[rows[0].seq] == (datetime(2026, 1, 2, tzinfo=UTC), "a")
-    assert got[rows[1].seq] == (None, "")
+    assert got[rows[1].seq] == (first, "")
     assert got[rows[2].seq] == (datetime(2026, 1, 3, tzinfo=UTC), "")
-    assert got[untouched.seq] == (None, "")
+    assert got[untouched.seq] == (first, "")
 
 
 @pytest.mark.django_db
 def test_bulk_set_of_nothing_runs_no_statement():
     with CaptureQueriesContext(connection) as queries:
-        assert bulk_set([], ["published_at"]) == 0
+        assert bulk_set([], ["traceparent"]) == 0
     assert len(queries) == 0
 
 
@@ -77,4 +78,6 @@ def test_bulk_insert_writes_the_rows_in_their_order_in_one_statement():
     assert len(queries) == 1
     stored = list(StoredEvent.objects.order_by("seq"))
     assert [str(e.event_id) for e in stored] == ids
-    assert all(e.causation_id is None and e.published_at is None and bytes(e.payload) == b'{"n": 1}' for e in stored)
+    assert all(e.causation_id is None and bytes(e.payload) == b'{"n": 1}' for e in stored)
+    # and the log's trigger queued each of them in the outbox, in the same statement
+    assert sorted(str(u.event_id) for u in Unpublished.objects.all()) == sorted(ids)

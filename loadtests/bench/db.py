@@ -21,7 +21,7 @@ from django.db.models import Max, Min
 
 from events import bus
 from events.consumer import configured_consumers
-from events.models import StoredEvent
+from events.models import Unpublished
 from inventory.services import stock_receive
 from shop.models import Category, Order, Product, TimelineEntry
 from shop.services import LineRequest, order_place
@@ -77,7 +77,7 @@ def quiesce(timeout: float) -> bool:
     """Wait until the outbox is empty and every durable consumer is idle; return whether it got there."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not StoredEvent.objects.filter(published_at__isnull=True).exists() and asyncio.run(_consumers_idle()):
+        if not Unpublished.objects.exists() and asyncio.run(_consumers_idle()):
             return True
         time.sleep(0.25)
     return False
