@@ -53,6 +53,11 @@ bench: $(STAMP)
 loadtest: $(STAMP)
 	$(PY) -m loadtests $(LOADTEST_ARGS)
 
+## make ops-screenshots: the ops page in chromium during and after make loadtest's steady run, against the
+## running `make demo` or a devstack of its own; PNGs in test-artifacts/screenshots/
+ops-screenshots: $(CHROMIUM) $(STAMP)
+	CHROMIUM=$(CHROMIUM) $(PY) -m loadtests.ops_screenshots $(OPS_SCREENSHOTS_ARGS)
+
 clean:
 	rm -rf $(VENV) .data
 
