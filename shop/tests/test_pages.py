@@ -313,6 +313,7 @@ def test_the_order_page_cancels_an_order_placed_from_this_browser(client):
     order = place(client)
     page = client.get(f"/orders/{order.id}/").content.decode()
     assert 'id="cancel-order"' in page and 'href="/orders/"' in page and "only way back" not in page
+    assert "catalog prices" not in page
     assert Client().get(f"/orders/{order.id}/").content.decode().count('id="cancel-order"') == 0
     assert Client().post(f"/orders/{order.id}/cancel/").status_code == 403
     assert client.get(f"/orders/{order.id}/cancel/").status_code == 405

@@ -38,6 +38,9 @@ def test_the_ops_page_keeps_its_history_and_shows_no_latency_when_idle(shop, con
     assert points(page, "latency") == 0
     expect(page.locator("#latency-legend")).to_have_text("p50: –p99: –")
     expect(page.locator("#dl-empty")).to_have_text("No dead letters: every message so far was handled.")
+    # Legends in the page's text size, a hit rate that tops at 100 %.
+    assert page.evaluate("parseFloat(getComputedStyle(document.getElementById('orders-legend')).fontSize)") >= 13
+    expect(page.locator("#cache text").first).to_have_text("100 %")
 
     # A short burst of orders: the panel shows real quantiles while they are recent.
     for i in range(12):

@@ -40,7 +40,8 @@ function lineChart(id, series, options = {}) {
   const [w, h, left, bottom] = [480, 180, 52, 22];
   const now = samples.length ? samples[samples.length - 1].at : Date.now() / 1000;
   const values = series.flatMap(s => s.points.map(p => p[1]).filter(y => y !== null));
-  const max = options.max || Math.max(1e-9, ...values) * 1.1;
+  const highest = Math.max(0, ...values);
+  const max = options.max || (highest > 0 ? highest * 1.1 : 1);  // all zero: an axis of 0 to 1, not to 0.000
   el("line", {x1: left, y1: h - bottom, x2: w, y2: h - bottom, class: "axis"}, svg);
   el("line", {x1: left, y1: 4, x2: left, y2: h - bottom, class: "axis"}, svg);
   el("text", {x: left - 4, y: 14, "text-anchor": "end"}, svg).textContent = format(max);
