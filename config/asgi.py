@@ -16,9 +16,9 @@ django_http = get_asgi_application()  # sets Django up before the imports below
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator, WebsocketDenier  # noqa: E402
-from django.urls import re_path  # noqa: E402
+from django.urls import get_resolver, re_path  # noqa: E402
 
-from events import publisher  # noqa: E402
+from events import heap, publisher  # noqa: E402
 from shop import live  # noqa: E402
 from shop.routing import websocket_urlpatterns as shop_sockets  # noqa: E402
 from staff.routing import websocket_urlpatterns as staff_sockets  # noqa: E402
@@ -36,6 +36,10 @@ router = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(sockets))),
     }
 )
+
+
+get_resolver().url_patterns  # noqa: B018  (the pages' views loaded now)
+heap.freeze_startup()  # events/heap.py
 
 
 async def application(scope, receive, send):

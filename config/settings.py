@@ -28,6 +28,9 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # https://docs.djangoproject.com/en/5.2/ref/settings/#allowed-hosts
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+# https://docs.python.org/3/library/gc.html#gc.freeze
+# Long-running processes freeze their start-up heap, out of the cycle collector's walks (events/heap.py).
+GC_FREEZE = env.bool("GC_FREEZE", default=True)
 
 # HTTPS AND SECURITY HEADERS
 # ------------------------------------------------------------------------------

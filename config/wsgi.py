@@ -15,3 +15,11 @@ publisher.enable("web")  # events committed here are published at once (docs/arc
 from ops import history  # noqa: E402  (after the settings are set up)
 
 history.start()
+
+# Everything a request needs loaded now (URL patterns and the views they import), then frozen.
+from django.urls import get_resolver  # noqa: E402
+
+from events import heap  # noqa: E402
+
+get_resolver().url_patterns  # noqa: B018
+heap.freeze_startup()

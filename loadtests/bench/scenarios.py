@@ -81,6 +81,11 @@ SCENARIOS = [
         "no adaptive linger: consumers fetch again at once after any partial batch",
         env={"EVENT_FETCH_LINGER_MAX": "0"},
     ),
+    Scenario(
+        "gc-unfrozen",
+        "the start-up heap left in the garbage collector's walks (no gc.freeze(); events/heap.py)",
+        env={"GC_FREEZE": "0"},
+    ),
     # The stock read path (near cache or database) has its own read load: see reads.py.
 ]
 SCENARIO_NAMES = [s.name for s in SCENARIOS]

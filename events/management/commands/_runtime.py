@@ -5,13 +5,14 @@ import signal
 
 from django.conf import settings
 
-from events import metrics
+from events import heap, metrics
 
 
 def run_until_signalled(service) -> None:
     """Run ``service.run()``; SIGINT/SIGTERM set ``service.stop`` for a clean finish."""
 
     metrics.serve(settings.METRICS_PORT)
+    heap.freeze_startup()  # events/heap.py
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
