@@ -131,6 +131,11 @@ def test_compare_only_measures_the_lab_stack_and_another_server_and_writes_its_r
     assert not list(tmp_path.glob("*[0-9].json"))  # the lab's own JSON: no lab run
     section = result.with_suffix(".md").read_text()
     assert f"| {LAB} | lab stack | " in section and f"| here | {base} | " in section
+    # the project's own open-loop orders, hop by hop from the event tables (only the lab's database is the bench's)
+    hops = data["systems"][0]["hops"]
+    assert list(hops) == ["bus (placed)", "inventory", "bus (reserved)", "shop"] and data["systems"][1]["hops"] is None
+    assert all(0 <= p50 <= p99 for p50, p99 in hops.values()) and sum(p50 for p50, _ in hops.values()) > 0
+    assert f"{LAB}, open loop, where the time went" in section
     assert (tmp_path / result.stem.removesuffix("-compare") / "compare.png").exists()
 
 

@@ -26,6 +26,7 @@ from inventory.services import stock_receive
 from shop.models import Category, Order, Product, TimelineEntry
 from shop.services import LineRequest, order_place
 
+from ..stats import percentile
 from .stack import BenchError
 
 FINAL_TYPES = ("OrderConfirmed", "OrderRejected")
@@ -124,3 +125,15 @@ def outcome(email: str) -> Outcome:
         last_final=span["last"],
         latencies=[(at - created).total_seconds() for created, at in pairs],
     )
+
+
+def hop_quantiles(orders: int) -> dict[str, tuple[float, float]]:
+    """Return {hop: (p50 ms, p99 ms)} over the last ``orders`` orders decided (the ops page's hops)."""
+    from ops.selectors import HOPS, recent_order_hops
+
+    decided = recent_order_hops(orders)
+    out = {}
+    for hop in HOPS:
+        values = [o["hops"][hop] * 1000 for o in decided]
+        out[hop] = (round(percentile(values, 0.5), 2), round(percentile(values, 0.99), 2)) if values else (0.0, 0.0)
+    return out

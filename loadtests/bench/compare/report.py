@@ -65,6 +65,14 @@ def notes(systems: list[System]) -> list[str]:
     """Return the facts a reader of the table needs that do not fit in it."""
     out = [n for s in systems for n in s.notes]
     for s in systems:
+        if s.hops and s.open:
+            hops = ", ".join(f"{hop} {p50:g} / {p99:g}" for hop, (p50, p99) in s.hops.items())
+            out.append(
+                f"{s.name}, open loop, where the time went (p50 / p99 ms): the request until its 202 "
+                f"{_n(s.open.answer_p50_ms)} / {_n(s.open.answer_p99_ms)}, then per hop (ops page, "
+                f"docs/observability.md) {hops}"
+            )
+    for s in systems:
         for step in (s.closed, s.open):
             if step and step.not_final:
                 out.append(f"{s.name}, {step.kind} loop: {step.not_final} accepted orders not final at the deadline")

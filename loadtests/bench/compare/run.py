@@ -26,6 +26,8 @@ class System:
     closed: Step | None = None
     open: Step | None = None
     notes: list[str] = field(default_factory=list)
+    # The project on the lab's stack: {hop: (p50 ms, p99 ms)} of the open loop's orders, from the event tables.
+    hops: dict[str, tuple[float, float]] | None = None
 
 
 async def _measure(target: Target, args: argparse.Namespace, run_id: str, say) -> System:
@@ -53,6 +55,11 @@ async def _measure(target: Target, args: argparse.Namespace, run_id: str, say) -
     system.open = await open_step(target.address, skus, email("open"), args.open_rate, args.open_seconds)
     o = system.open
     say(f"{target.name}: p50 {o.p50_ms} ms, p99 {o.p99_ms} ms, max {o.max_ms} ms, {o.not_final} not final")
+    if target.name == LAB:  # its database is the bench's own: where the open loop's time went, hop by hop
+        from ..db import hop_quantiles  # imports the apps: only once Django is set up
+
+        system.hops = await asyncio.to_thread(hop_quantiles, o.accepted)
+        say(f"{target.name}: per hop p50/p99 ms: " + ", ".join(f"{h} {a}/{b}" for h, (a, b) in system.hops.items()))
     for step in (system.closed, system.open):
         if step.errors:
             system.notes.append(f"{target.name}, {step.kind} loop: {step.errors} errors, the first: {step.first_error}")
