@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench bench-batch loadtest clean
+.PHONY: install demo test lint format bench bench-batch loadtest chaos clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ bench: $(STAMP)
 ## make loadtest: Locust, headless, against the running `make demo` (or LOCUST_HOST); report + invariant check
 loadtest: $(STAMP) $(CHROMIUM)
 	$(PY) -m loadtests $(LOADTEST_ARGS)
+
+## make chaos: the fault catalogue against a devstack under load, each fault checked; rewrites docs/reliability.md
+chaos: $(STAMP)
+	$(PY) -m loadtests.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .data
