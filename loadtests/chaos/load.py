@@ -71,6 +71,7 @@ class OrderLoad:
         self.phase = phase
         self.random = random.Random(f"{phase}-{seed}")
         self.stopping = threading.Event()
+        self.aborting = threading.Event()  # Ctrl-C or a failure: no more tries either
         self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), name=f"load-{phase}", daemon=True)
 
     def start(self) -> OrderLoad:
@@ -85,6 +86,12 @@ class OrderLoad:
         if self.thread.is_alive():
             raise RuntimeError(f"the load of {self.phase} did not finish in {timeout:.0f}s")
         return self.history
+
+    def abort(self) -> None:
+        """Stop at once: no new order, no more tries of those sent (after Ctrl-C or a failure)."""
+        self.aborting.set()
+        self.stopping.set()
+        self.thread.join(REQUEST_TIMEOUT + 5)
 
     def _lines(self) -> list[dict]:
         skus = self.random.sample(self.skus, k=1 + (self.random.random() < 0.3))
@@ -108,7 +115,7 @@ class OrderLoad:
     async def _place(self, client: httpx.AsyncClient, attempt: Attempt) -> None:
         body = {"email": self.history.email, "lines": attempt.lines}
         headers = {"Idempotency-Key": attempt.key}
-        while time.time() - attempt.first_at < GIVE_UP:
+        while time.time() - attempt.first_at < GIVE_UP and not self.aborting.is_set():
             attempt.tries += 1
             try:
                 resp = await client.post("/api/orders", json=body, headers=headers)

@@ -111,10 +111,13 @@ def run_fault(stack: Stack, fault: Fault, skus: list[str], seconds: float, rate:
         say(f"  {fault.name}: {fault.title}")
         fault.inject(ctx)
         time.sleep(max(0.0, load.history.started + seconds - time.time()))
-    finally:
-        history = load.stop()
-        wait_until(stack.ready, 60)
+    except BaseException:
+        load.abort()
         watch.stop()
+        raise
+    history = load.stop()
+    wait_until(stack.ready, 60)
+    watch.stop()
     result = Result(fault, rate, history, Verdict(), notes=ctx.notes)
     result.ready_back_s = watch.back_after(at)
     if result.ready_back_s is None and stack.ready():
