@@ -161,7 +161,9 @@ def reused_key(client: httpx.Client, sku: str) -> BadInput:
 def send_all(base: str, sku: str, token: str) -> BadInputResult:
     """Send every bad input to the API at ``base``; return how each was answered."""
     result = BadInputResult()
-    with httpx.Client(base_url=base, timeout=30) as client:
+    # Each on a connection of its own: the web server may close a connection after an answer sent before the
+    # body was read (a 401 to a staff write), and the next request on it would fail for that, not for itself.
+    with httpx.Client(base_url=base, timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as client:
         for bad in [*catalogue(sku), reused_key(client, sku)]:
             headers = {**bad.headers, **({"Authorization": f"Bearer {token}"} if bad.staff else {})}
             try:

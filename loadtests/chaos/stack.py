@@ -117,6 +117,7 @@ def running(log_dir: Path, env: dict[str, str], nats_nodes: int = 1, say=print) 
     command = [sys.executable, MANAGE, "devstack", "--port", str(free_port()), "--live", "0"]
     command += ["--nats-cluster", str(nats_nodes), "--data", str(data), "--fresh"]
     log = log_dir / f"{name}.log"
+    log.unlink(missing_ok=True)  # its ready line is looked for there: not one of an earlier run
     proc = Process(name, command, env, log).start()
     say(f"devstack starting ({nats_nodes} NATS node{'s' if nats_nodes > 1 else ''}; pid {proc.proc.pid}; log {log})")
     try:
