@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench bench-batch loadtest ops-screenshots clean
+.PHONY: install demo test lint format bench bench-batch loadtest ops-screenshots chaos clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ loadtest: $(STAMP)
 ## running `make demo` or a devstack of its own; PNGs in test-artifacts/screenshots/
 ops-screenshots: $(CHROMIUM) $(STAMP)
 	CHROMIUM=$(CHROMIUM) $(PY) -m loadtests.ops_screenshots $(OPS_SCREENSHOTS_ARGS)
+
+## make chaos: the fault catalogue against a devstack under load, each fault checked; rewrites docs/reliability.md
+chaos: $(STAMP)
+	$(PY) -m loadtests.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .data
