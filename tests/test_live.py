@@ -16,11 +16,12 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from devstack.embedded import EmbeddedNats
+from events.base import Line
 from inventory.models import StockItem
 from inventory.services import stock_receive
 from shop import live
 from shop.models import Order, StockLevel
-from shop.services import LineRequest, order_place
+from shop.services import order_place
 from tests.pipeline import Pipeline, wait_for
 
 
@@ -156,7 +157,7 @@ def test_order_socket_follows_an_order_and_ends_with_the_timeline_the_database_h
     make_product("LIVE-3", stock=5)
     pipeline.relay()  # the workers start once the socket is open, so it sees every step
     base = pipeline.live()
-    order = order_place(email="ann@example.org", lines=[LineRequest("LIVE-3", 2)])
+    order = order_place(email="ann@example.org", lines=[Line("LIVE-3", 2)])
     seen: list[dict] = []
     with ws(base, f"/ws/orders/{order.id}/") as sock:
         snapshot = frame(sock)
@@ -294,7 +295,7 @@ def test_metrics_count_open_sockets_near_cache_reads_and_order_pushes(pipeline, 
     make_product("LIVE-7", stock=5)
     pipeline.relay()  # the workers start once the order's socket is open, so each step is pushed to it
     base = pipeline.live()
-    order = order_place(email="ann@example.org", lines=[LineRequest("LIVE-7", 1)])
+    order = order_place(email="ann@example.org", lines=[Line("LIVE-7", 1)])
     with ws(base, f"/ws/orders/{order.id}/") as sock:
         assert frame(sock)["status"] == "pending"
         pipeline.workers()
