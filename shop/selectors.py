@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import Order, Product
+from .models import Order, Product, StockLevel
 
 PAGE_SIZE = 20
 PAGE = re.compile(r"[1-9][0-9]{0,5}")  # ASCII digits only: str.isdigit() accepts "²", which int() refuses
@@ -35,6 +35,11 @@ def page_number(value: str) -> int | None:
 def product_names(skus: list[str]) -> dict[str, str]:
     """Return the catalog name of each of ``skus`` that is a product."""
     return dict(Product.objects.filter(sku__in=skus).values_list("sku", "name"))
+
+
+def stock_levels_all() -> list[StockLevel]:
+    """Return every SKU's level in the stock projection, in SKU order."""
+    return list(StockLevel.objects.order_by("sku"))
 
 
 def product_get(*, sku: str) -> Product | None:
