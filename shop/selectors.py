@@ -76,7 +76,7 @@ def orders_stuck(*, older_than: timedelta) -> list[Order]:
     return list(Order.objects.filter(status=Order.Status.PENDING, created_at__lt=timezone.now() - older_than))
 
 
-# Nearest rank, as ops.history.quantile: percentile_disc returns an observed value, the first whose rank
+# Nearest rank, as loadtests.stats.percentile: percentile_disc returns an observed value, the first whose rank
 # reaches the fraction. PostgreSQL sorts; only the count and the quantiles come back, however many orders.
 LATENCY_QUANTILES = """
     SELECT count(*), percentile_disc(%s::float8[]) WITHIN GROUP (

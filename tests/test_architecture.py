@@ -1,5 +1,6 @@
 """The architecture holds: the import contracts are kept, and they would catch each arrow they forbid."""
 
+import ast
 import re
 import shutil
 import subprocess
@@ -9,6 +10,15 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 PACKAGES = ["shop", "inventory", "events", "accounts", "config", "demo", "staff", "ops", "web", "devstack"]
 LINT = Path(sys.executable).with_name("lint-imports")
+APPS = ["shop", "inventory", "accounts", "demo", "staff", "ops"]
+
+
+def sources(*packages: str):
+    """Yield (path, syntax tree) of every module of ``packages`` but their tests and migrations."""
+    for package in packages:
+        for path in sorted((BASE_DIR / package).rglob("*.py")):
+            if not {"tests", "migrations"} & set(path.relative_to(BASE_DIR).parts):
+                yield path.relative_to(BASE_DIR).as_posix(), ast.parse(path.read_text())
 
 
 def lint(cwd: Path) -> subprocess.CompletedProcess:
@@ -64,3 +74,34 @@ def test_each_contract_breaks_on_the_import_it_forbids(tmp_path):
         assert arrow in report, f"{arrow!r} not reported"
     counts = re.search(r"Contracts: (\d+) kept, (\d+) broken", result.stdout)
     assert counts and counts.group(1) == "0", result.stdout  # every contract caught its own
+
+
+def test_events_knows_no_app_by_name_either():
+    """What the bus needs of the apps comes from the settings (EVENT_CONSUMERS, EVENT_PUBLISHERS, ...)."""
+    named = [
+        (path, node.lineno, node.value)
+        for path, tree in sources("events")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and any(node.value == app or node.value.startswith((f"{app}.", f"{app}_")) for app in APPS)
+    ]
+    assert named == []
+
+
+# Django's own idiom (the settings module to load) and prometheus_client's variable, which the library
+# reads from the environment itself; everything else comes through config/settings.py (django-environ).
+ENVIRONMENT_READERS = {"config/asgi.py", "config/wsgi.py", "events/metrics.py"}
+
+
+def test_only_the_settings_read_the_environment():
+    readers = {
+        path
+        for path, tree in sources(*APPS, "web", "events", "config")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "os"
+        and node.attr in {"environ", "getenv"}
+    }
+    assert readers == ENVIRONMENT_READERS
