@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 # A SKU is one NATS subject token: letters, digits, '-' and '_'.
-SKU_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
+SKU_CHARACTERS = "[A-Za-z0-9_-]"
+SKU_PATTERN = re.compile(SKU_CHARACTERS + r"{1,64}\Z")
 
 
 def is_sku(value: object) -> bool:

@@ -10,7 +10,7 @@ from django.http import Http404, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from events.base import Line, is_sku
+from events.base import SKU_CHARACTERS, Line, is_sku
 from web.ratelimit import rate_limited
 
 from . import live
@@ -22,7 +22,7 @@ from .selectors import order_get, page_number, product_get, product_list
 from .services import CannotCancel, IdempotencyConflict, UnknownProducts, order_cancel, order_place
 
 CANCELLABLE = (Order.Status.PENDING, Order.Status.CONFIRMED)
-SKU_TOKEN = re.compile(r"[A-Za-z0-9_-]+")  # the characters of a SKU (events.base.is_sku)
+SKU_TOKEN = re.compile(SKU_CHARACTERS + "+")  # a word that may be a SKU, in an inventory's reason
 
 
 def _clean_text(value: str, limit: int) -> str:

@@ -105,3 +105,17 @@ def test_only_the_settings_read_the_environment():
         and node.attr in {"environ", "getenv"}
     }
     assert readers == ENVIRONMENT_READERS
+
+
+def test_the_settings_read_no_file_and_signal_no_process():
+    """A running devstack reaches the settings as variables (devstack/state.py, from manage.py), not at import."""
+    (tree,) = [tree for path, tree in sources("config") if path == "config/settings.py"]
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    calls = {
+        node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+    }
+    assert not {name for name in imported if name.split(".")[0] in {"devstack", "os", "json"}}
+    assert not calls & {"open", "read_text", "read_bytes", "kill", "killpg", "load", "loads"}
