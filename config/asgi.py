@@ -21,12 +21,11 @@ from django.urls import get_resolver, re_path  # noqa: E402
 from events import heap, publisher  # noqa: E402
 from shop import live  # noqa: E402
 from shop.routing import websocket_urlpatterns as shop_sockets  # noqa: E402
-from staff.routing import websocket_urlpatterns as staff_sockets  # noqa: E402
 
 publisher.enable("live")  # events committed here are published at once (docs/architecture.md)
 
 # Any other path is refused (403 at the handshake) instead of raising in the router.
-sockets = [*shop_sockets, *staff_sockets, re_path(r"", WebsocketDenier.as_asgi())]
+sockets = [*shop_sockets, re_path(r"", WebsocketDenier.as_asgi())]
 
 router = ProtocolTypeRouter(
     {

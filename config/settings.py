@@ -13,6 +13,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+# https://docs.djangoproject.com/en/5.2/topics/settings/
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = BASE_DIR / ".data"
 
@@ -190,6 +191,7 @@ EVENT_STREAMS = {
 EVENT_STREAM_REPLICAS = env.int("EVENT_STREAM_REPLICAS", default=1)
 # https://docs.nats.io/using-nats/developer/develop_jetstream/model_deep_dive#message-deduplication
 EVENT_DUPLICATE_WINDOW_SECONDS = 300
+# https://www.asyncapi.com/docs/reference/specification/v3.0.0
 # Modules whose Event classes make the event catalogue (docs/events.asyncapi.json).
 EVENT_PUBLISHERS = ["shop.events", "inventory.events"]
 # The durable consumers this deployment runs, each an events.consumer.Consumer.
@@ -265,6 +267,7 @@ RELAY_NOTIFY_FALLBACK = env.float("RELAY_NOTIFY_FALLBACK", default=1.0)
 # Each web process follows inventory.stock.> on core NATS and fans changes out to its own
 # websockets, so an in-memory channel layer per process is enough.
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# https://docs.nats.io/nats-concepts/core-nats/pubsub
 # Follow NATS in web processes (off in the test process itself, whose database is reset per test).
 LIVE_FEED = env.bool("LIVE_FEED", default=True)
 # Port of the ASGI (websocket) processes as pages should reach them; empty = same origin (behind nginx).
@@ -276,6 +279,8 @@ LIVE_MAX_SKUS = 200
 
 # ORDERS
 # ------------------------------------------------------------------------------
+# Bounds of an order and of a restock in the HTTP contract (docs/openapi.json); verify_invariants' alerts
+# (README.md, "Commands").
 ORDER_MAX_LINES = 100
 ORDER_MAX_QUANTITY = 1000
 RESTOCK_MAX_QUANTITY = 1_000_000
@@ -310,6 +315,7 @@ def _rate(name: str, default: str) -> tuple[int, float]:
     return rule
 
 
+# The scopes and their buckets: README.md ("Rate limits", RATE_LIMIT_ORDERS, RATE_LIMIT_STAFF_WRITES).
 RATE_LIMIT_RULES = {
     # POST /api/orders and the checkout form.
     "orders": _rate("RATE_LIMIT_ORDERS", "10/60"),
@@ -407,6 +413,7 @@ METRICS_PORT = env.int("METRICS_PORT", default=0)
 # https://opentelemetry.io/docs/languages/python/
 # Real OpenTelemetry spans from the traceparent headers (needs the `otel` extras: `pip install ".[otel]"`).
 TRACING_OTEL = env.bool("TRACING_OTEL", default=False)
+# docs/observability.md (the ops page)
 # Ops page: how many recent orders the per-hop latency chart shows.
 OPS_RECENT_ORDERS = env.int("OPS_RECENT_ORDERS", default=30)
 # Ops page: how long its history of figures is kept (each WSGI web process samples them once a second,

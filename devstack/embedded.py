@@ -24,12 +24,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import natsauth
-from .process import parent_death_signal
+from .process import http_ok, parent_death_signal
 
 # Postgres refuses to run as root; as root we run it as this system user.
 PG_SYSTEM_USER = "embedded_postgres"
@@ -313,12 +312,7 @@ class EmbeddedNats:
         _wait_until(self._healthy, time.monotonic() + timeout, "nats-server", self.proc, log)
 
     def _healthy(self) -> bool:
-        url = f"http://127.0.0.1:{self.monitor_port}/healthz?js-enabled-only=true"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
+        return http_ok(f"http://127.0.0.1:{self.monitor_port}/healthz?js-enabled-only=true")
 
     def stop(self) -> None:
         """Stop the server (SIGTERM), waiting for it to exit."""

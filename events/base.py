@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 # A SKU is one NATS subject token: letters, digits, '-' and '_'.
-SKU_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
+SKU_CHARACTERS = "[A-Za-z0-9_-]"
+SKU_PATTERN = re.compile(SKU_CHARACTERS + r"{1,64}\Z")
 
 
 def is_sku(value: object) -> bool:
@@ -38,10 +39,22 @@ class DecodeError(ValueError):
 
 @dataclass(frozen=True)
 class Line:
-    """A quantity of one SKU, as order lines travel in events: ``{"sku": "…", "quantity": 2}`` on the wire."""
+    """A quantity of one SKU: an order line from the API through the events to a reservation.
+
+    On the wire and in a reservation's row it is ``{"sku": "…", "quantity": 2}``. A line with a SKU
+    that is no string, or a quantity that is no whole number above zero, cannot be made: a message
+    carrying one fails to decode (and is dead-lettered at its first delivery), and no reader casts.
+    """
 
     sku: str
     quantity: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.sku, str):
+            raise TypeError(f"a line's sku must be a string, not {self.sku!r}")
+        # type() rather than isinstance(): True is an int to Python, not a quantity.
+        if type(self.quantity) is not int or self.quantity < 1:
+            raise ValueError(f"a line's quantity must be a whole number above zero, not {self.quantity!r}")
 
 
 def _value_from(cls: type, data: Any) -> Any:
@@ -87,7 +100,7 @@ class Event:
                 if name in fields:
                     fields[name] = [_value_from(value_cls, item) for item in fields[name]]
             return cls(**fields)
-        except (TypeError, AttributeError) as exc:
+        except (TypeError, ValueError, AttributeError) as exc:
             raise DecodeError(f"{cls.TYPE}: {exc}") from None
 
     @classmethod

@@ -169,6 +169,8 @@ def _sized(path: str) -> bool:
 
 def multiprocess_dir() -> str | None:
     """Return the folder the processes share their samples in, if multiprocess mode is on."""
+    # prometheus_client reads this variable from the environment itself, at import (not from the settings):
+    # https://prometheus.github.io/client_python/multiprocess/
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     return path if path and os.path.isdir(path) else None
 

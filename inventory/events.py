@@ -35,13 +35,22 @@ class StockReserved(Event):
         return self.order_id
 
 
+@dataclass(frozen=True)
+class Shortage:
+    """What one SKU of a rejected order lacked: ``{"sku", "requested", "available"}`` on the wire."""
+
+    sku: str
+    requested: int
+    available: int
+
+
 @dataclass(frozen=True, kw_only=True)
 class StockReservationRejected(Event):
     """An order could not be held whole; nothing of it was held."""
 
     TYPE = "StockReservationRejected"
     order_id: str
-    shortages: list[dict]  # [{"sku", "requested", "available"}]
+    shortages: list[Shortage]
     reason: str
 
     def subject(self) -> str:

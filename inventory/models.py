@@ -1,7 +1,13 @@
 """Inventory state: stock per SKU (a projection of the inventory events) and reservations."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from django.db import models
 from django.db.models import F, Q
+
+from events.base import Line
 
 
 class StockItem(models.Model):
@@ -32,6 +38,38 @@ class StockItem(models.Model):
         return self.on_hand - self.reserved
 
 
+def lines_from_stored(stored: list[dict[str, Any]]) -> list[Line]:
+    """Return the lines of a reservation's row, stored as ``[{"sku": "…", "quantity": 2}]``."""
+    return [Line(sku=line["sku"], quantity=line["quantity"]) for line in stored]
+
+
+def lines_to_stored(lines: list[Line]) -> list[dict[str, Any]]:
+    """Return lines as a reservation's row stores them."""
+    return [{"sku": line.sku, "quantity": line.quantity} for line in lines]
+
+
+class LinesField(models.JSONField):
+    """A list of ``Line`` in Python, the JSON ``[{"sku", "quantity"}]`` in the database.
+
+    It deconstructs as the plain JSONField it was: the stored shape is unchanged, so migrations
+    (which see only that shape) need none, and rows written before it read as lines.
+    """
+
+    def from_db_value(self, value, expression, connection) -> list[Line] | None:
+        stored = super().from_db_value(value, expression, connection)
+        return None if stored is None else lines_from_stored(stored)
+
+    def get_prep_value(self, value: list[Line] | None) -> Any:
+        return super().get_prep_value(None if value is None else lines_to_stored(value))
+
+    def value_to_string(self, obj: models.Model) -> Any:
+        return lines_to_stored(self.value_from_object(obj))
+
+    def deconstruct(self) -> tuple[str, str, list, dict]:
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.JSONField", args, kwargs
+
+
 class Reservation(models.Model):
     """What inventory decided for one order; the state machine of its stock."""
 
@@ -44,7 +82,7 @@ class Reservation(models.Model):
 
     order_id = models.UUIDField(primary_key=True)
     status = models.CharField(max_length=32, choices=Status.choices)
-    lines = models.JSONField(default=list)
+    lines = LinesField(default=list)  # list[Line]: one per SKU, summed
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -23,8 +23,8 @@ from events import outbox
 from events.base import Envelope, Event, Line
 from events.bulk import Statement, insert_statement, update_statement, write_together
 
-from .events import StockLevelChanged, StockReceived, StockReleased, StockReservationRejected, StockReserved
-from .models import Reservation, StockItem
+from .events import Shortage, StockLevelChanged, StockReceived, StockReleased, StockReservationRejected, StockReserved
+from .models import Reservation, StockItem, lines_from_stored, lines_to_stored
 
 RESERVATION_COLUMNS = ("order_id", "status", "lines", "created_at", "updated_at")
 
@@ -37,15 +37,8 @@ def merge_lines(lines: Iterable[Line]) -> dict[str, int]:
     """Sum quantities per SKU, sorted by SKU (the order in which rows are locked)."""
     totals: dict[str, int] = defaultdict(int)
     for line in lines:
-        # Decoding checks the shape of a line, not its values: a quantity that is no number fails
-        # here, in the handler, and is retried, then dead-lettered (tests/test_faults.py).
-        totals[line.sku] += int(line.quantity)
+        totals[line.sku] += line.quantity
     return dict(sorted(totals.items()))
-
-
-def _held_lines(reservation: Reservation) -> list[Line]:
-    """Return the lines a reservation holds (stored as ``[{"sku", "quantity"}]``)."""
-    return [Line(str(line["sku"]), int(line["quantity"])) for line in reservation.lines]
 
 
 # The read of every consumer batch, as plain SQL: the ORM spent more CPU building it than PostgreSQL spent
@@ -73,8 +66,8 @@ def _lock_batch(order_ids: list[str], skus: list[str]) -> tuple[list[Reservation
     reservations, items = [], {}
     for sku, on_hand, reserved, version, order_id, status, lines in rows:
         if sku is None:
-            # Django's psycopg set-up hands jsonb over as text (JSONField decodes it itself, which from_db does not).
-            held = json.loads(lines) if isinstance(lines, str) else lines
+            # Django's psycopg set-up hands jsonb over as text (the field decodes it itself, which from_db does not).
+            held = lines_from_stored(json.loads(lines) if isinstance(lines, str) else lines)
             reservations.append(Reservation.from_db("default", RESERVATION_FIELDS, (order_id, status, held)))
         else:
             items[sku] = StockItem.from_db("default", STOCK_FIELDS, (sku, on_hand, reserved, version))
@@ -162,21 +155,21 @@ def reservations_create(
         if order_id in decided:
             continue
         want = wanted[order_id]
-        lines_out = [{"sku": sku, "quantity": qty} for sku, qty in want.items()]
+        lines_out = [Line(sku, qty) for sku, qty in want.items()]
         shortages = [
-            {"sku": sku, "requested": qty, "available": items[sku].available if sku in items else 0}
+            Shortage(sku, qty, items[sku].available if sku in items else 0)
             for sku, qty in want.items()
             if sku not in items or items[sku].available < qty
         ]
         if shortages:
-            reason = "not enough stock for " + ", ".join(s["sku"] for s in shortages)
+            reason = "not enough stock for " + ", ".join(s.sku for s in shortages)
             facts.append(StockReservationRejected(order_id=order_id, shortages=shortages, reason=reason))
             status = Reservation.Status.REJECTED
         else:
             for sku, qty in want.items():
                 items[sku].reserved += qty
                 changes[sku] += 1
-            facts.append(StockReserved(order_id=order_id, lines=[Line(sku, qty) for sku, qty in want.items()]))
+            facts.append(StockReserved(order_id=order_id, lines=lines_out))
             status = Reservation.Status.HELD
         fact_causes.append(cause)
         decided[order_id] = Reservation(order_id=order_id, status=status, lines=lines_out)
@@ -184,7 +177,7 @@ def reservations_create(
     now = timezone.now()
     for r in new:
         r.created_at = r.updated_at = now
-    rows = [(r.order_id, r.status, json.dumps(r.lines), now, now) for r in new]
+    rows = [(r.order_id, r.status, json.dumps(lines_to_stored(r.lines)), now, now) for r in new]
     _apply(
         [items[sku] for sku in sorted(changes)],
         ["reserved"],
@@ -204,11 +197,11 @@ def reservation_release(*, order_id: str, cause: Envelope | None = None) -> Rese
         return Reservation.objects.create(order_id=order_id, status=Reservation.Status.CANCELLED_BEFORE_PLACED)
     if reservation.status != Reservation.Status.HELD:
         return reservation
-    wanted = merge_lines(_held_lines(reservation))
+    wanted = merge_lines(reservation.lines)
     items = list(StockItem.objects.select_for_update().filter(sku__in=wanted).order_by("sku"))
     for item in items:
         item.reserved -= wanted[item.sku]
-    released = StockReleased(order_id=str(order_id), lines=_held_lines(reservation))
+    released = StockReleased(order_id=str(order_id), lines=reservation.lines)
     _apply(items, ["reserved"], [released], causes=[cause])
     reservation.status = Reservation.Status.RELEASED
     reservation.save(update_fields=["status", "updated_at"])

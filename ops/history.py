@@ -9,7 +9,6 @@ several processes sample the same second, the first row wins and the others skip
 from __future__ import annotations
 
 import logging
-import math
 import random
 import threading
 import time
@@ -30,13 +29,6 @@ LATENCY_LOOKBACK = 60  # seconds back an order may have been placed and still co
 PRUNE_EVERY = 60  # samples between two deletions of old rows
 _started = threading.Lock()
 _thread: threading.Thread | None = None
-
-
-def quantile(values: list[float], q: float) -> float | None:
-    """Return the ``q`` quantile of sorted ``values`` by nearest rank (an observed value), or None if empty."""
-    if not values:
-        return None
-    return values[max(0, math.ceil(q * len(values)) - 1)]
 
 
 def latency_now() -> dict:

@@ -135,9 +135,9 @@ def figures() -> dict:
     return {
         "at": time.time(),
         "counters": {
-            "placed": _total(s, "events_recorded_total", type="OrderPlaced"),
-            "confirmed": _total(s, "events_recorded_total", type="OrderConfirmed"),
-            "rejected": _total(s, "events_recorded_total", type="OrderRejected"),
+            "placed": _total(s, "events_recorded_total", type=OrderPlaced.TYPE),
+            "confirmed": _total(s, "events_recorded_total", type=OrderConfirmed.TYPE),
+            "rejected": _total(s, "events_recorded_total", type=OrderRejected.TYPE),
             "published": _total(s, "events_published_total"),
             "consumed": _total(s, "events_consumed_total"),
             "dead_letters": _total(s, "events_dead_letters_total"),

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 
-from events.base import SKU_PATTERN, is_sku
+from events.base import SKU_PATTERN, Line, is_sku
 from web.api import ApiError, api_view, json_body, positive_int, text_param
 from web.openapi import ERROR, Component, errors, operation
 from web.ratelimit import rate_limited
@@ -24,7 +24,6 @@ from .selectors import order_get, page_number, product_get, product_list, stock_
 from .services import (
     CannotCancel,
     IdempotencyConflict,
-    LineRequest,
     UnknownProducts,
     order_cancel,
     order_claim,
@@ -222,7 +221,7 @@ def product(request: HttpRequest, sku: str):
     return JsonResponse(product_json(request, found, availability([sku])[sku]))
 
 
-def parse_order(body: dict) -> tuple[str, list[LineRequest]]:
+def parse_order(body: dict) -> tuple[str, list[Line]]:
     """Validate an order request; raise ApiError 422 naming the first bad field."""
     unknown = sorted(set(body) - ORDER_FIELDS)
     if unknown:
@@ -247,7 +246,7 @@ def parse_order(body: dict) -> tuple[str, list[LineRequest]]:
     return email, [_parse_line(i, line) for i, line in enumerate(lines)]
 
 
-def _parse_line(i: int, line: object) -> LineRequest:
+def _parse_line(i: int, line: object) -> Line:
     where = f"lines[{i}]"
     if not isinstance(line, dict):
         raise ApiError(422, "invalid", f"{where} must be an object", {where: "must be an object"})
@@ -263,7 +262,7 @@ def _parse_line(i: int, line: object) -> LineRequest:
     if not is_sku(sku):
         raise ApiError(422, "invalid", f"{where}.sku is not a valid SKU", {f"{where}.sku": "not a valid SKU"})
     quantity = positive_int(line.get("quantity"), field=f"{where}.quantity", maximum=settings.ORDER_MAX_QUANTITY)
-    return LineRequest(sku=sku, quantity=quantity)
+    return Line(sku=sku, quantity=quantity)
 
 
 def _idempotency_key(request: HttpRequest) -> str | None:
@@ -280,7 +279,7 @@ def _idempotency_key(request: HttpRequest) -> str | None:
     return key
 
 
-def _place(*, email: str, lines: list[LineRequest], key: str | None, user) -> Order:
+def _place(*, email: str, lines: list[Line], key: str | None, user) -> Order:
     """Place the order (claimed by the ``user`` of the API token, if any), turning refusals into ApiErrors."""
     try:
         with transaction.atomic() if user is not None else nullcontext():

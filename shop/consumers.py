@@ -1,7 +1,8 @@
-"""Websockets of the storefront (DESIGN §7): live stock levels, and one order's progress.
+"""Websockets of the storefront (DESIGN §7): live stock levels, one order's progress, and the staff's stock.
 
 Changes reach them from this process's live feed (``shop/live.py``) through
-Channels groups; what a socket is sent first comes from the database.
+Channels groups; what a socket is sent first comes from the database (the
+shop's own tables: its stock projection and its orders).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from events.base import DecodeError, decode_envelope, is_sku
 from . import live
 from .metrics import order_event_pushed, websocket_closed, websocket_opened
 from .models import Order
-from .selectors import order_events_payloads
+from .selectors import order_events_payloads, stock_levels_all
 
 MAX_FRAME = 16 * 1024
 FINAL = {"OrderConfirmed", "OrderRejected", "OrderCancelled"}
@@ -107,6 +108,49 @@ class StockConsumer(CountedSocket):
         """NATS was away: what this process knew may be stale, so send every level again from the projection."""
         self.versions.clear()
         await self._send_current(self.skus)
+
+
+class StaffStockConsumer(CountedSocket):
+    """``WS /ws/staff/stock/`` (a staff session only): every SKU's level on connect, then each change.
+
+    A frame is ``{sku, on_hand, reserved, available, stock_status, version}``; the
+    page keeps the newest version of each row, so a level sent twice, or older
+    than the row the page was rendered with, is harmless.
+    """
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not (user.is_active and user.is_staff):
+            await self.close(code=4403)
+            return
+        self.joined = True
+        # Join first, then read: a change in between is sent twice at worst, never lost.
+        await self.channel_layer.group_add(live.STAFF_STOCK_GROUP, self.channel_name)
+        await self.accept()
+        await self._send_current()
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "joined", False):
+            await self.channel_layer.group_discard(live.STAFF_STOCK_GROUP, self.channel_name)
+
+    async def stock_level(self, message: dict) -> None:
+        await self.send(text_data=json.dumps(message["level"]))
+
+    async def stock_resync(self, message: dict) -> None:
+        """NATS was away: changes may have been missed, so send every level again from the projection."""
+        await self._send_current()
+
+    async def _send_current(self) -> None:
+        for frame in await database_sync_to_async(staff_levels)():
+            await self.send(text_data=json.dumps(frame))
+
+
+def staff_levels() -> list[dict]:
+    """Return the staff frame of every SKU in the stock projection."""
+    return [
+        live.Level(row.sku, row.available, row.version, row.on_hand, row.reserved).staff_frame()
+        for row in stock_levels_all()
+    ]
 
 
 class OrderConsumer(CountedSocket):

@@ -34,7 +34,6 @@ class StockReservationRejected(_OrderFact):
 
     TYPE = "StockReservationRejected"
     reason: str = ""
-    shortages: list[dict] | None = None
 
     def subject(self) -> str:
         return "inventory.reservation.rejected"

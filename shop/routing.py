@@ -7,4 +7,5 @@ from . import consumers
 websocket_urlpatterns = [
     path("ws/stock/", consumers.StockConsumer.as_asgi()),
     path("ws/orders/<uuid:order_id>/", consumers.OrderConsumer.as_asgi()),
+    path("ws/staff/stock/", consumers.StaffStockConsumer.as_asgi()),
 ]

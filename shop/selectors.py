@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from events.models import StoredEvent
 
-from .models import Order, Product
+from .models import Order, Product, StockLevel
 
 PAGE_SIZE = 20
 PAGE = re.compile(r"[1-9][0-9]{0,5}")  # ASCII digits only: str.isdigit() accepts "²", which int() refuses
@@ -37,6 +37,11 @@ def page_number(value: str) -> int | None:
 def product_names(skus: list[str]) -> dict[str, str]:
     """Return the catalog name of each of ``skus`` that is a product."""
     return dict(Product.objects.filter(sku__in=skus).values_list("sku", "name"))
+
+
+def stock_levels_all() -> list[StockLevel]:
+    """Return every SKU's level in the stock projection, in SKU order."""
+    return list(StockLevel.objects.order_by("sku"))
 
 
 def product_get(*, sku: str) -> Product | None:
@@ -82,7 +87,7 @@ def orders_stuck(*, older_than: timedelta) -> list[Order]:
     return list(Order.objects.filter(status=Order.Status.PENDING, created_at__lt=timezone.now() - older_than))
 
 
-# Nearest rank, as ops.history.quantile: percentile_disc returns an observed value, the first whose rank
+# Nearest rank, as loadtests.stats.percentile: percentile_disc returns an observed value, the first whose rank
 # reaches the fraction. PostgreSQL sorts; only the count and the quantiles come back, however many orders.
 LATENCY_QUANTILES = """
     SELECT count(*), percentile_disc(%s::float8[]) WITHIN GROUP (

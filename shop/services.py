@@ -43,19 +43,13 @@ class CannotCancel(Exception):
     """The order is past the point where it can be cancelled."""
 
 
-@dataclass(frozen=True)
-class LineRequest:
-    sku: str
-    quantity: int
-
-
-def request_fingerprint(email: str, lines: list[LineRequest]) -> str:
+def request_fingerprint(email: str, lines: list[Line]) -> str:
     """Return a hash of what an order request asks for (to compare idempotent retries)."""
     canonical = json.dumps([email, [[line.sku, line.quantity] for line in lines]])
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def order_place(*, email: str, lines: list[LineRequest], idempotency_key: str | None = None) -> Order:
+def order_place(*, email: str, lines: list[Line], idempotency_key: str | None = None) -> Order:
     """Place an order at catalog prices and record OrderPlaced; return the order.
 
     With an ``idempotency_key``, the same request again returns the first order;
@@ -124,9 +118,9 @@ KEY = """, k AS (
 ONLY_IF_OK = "(SELECT ok FROM ok)"
 
 
-def _order_create(*, email: str, lines: list[LineRequest], key: str | None, fingerprint: str) -> Order:
+def _order_create(*, email: str, lines: list[Line], key: str | None, fingerprint: str) -> Order:
     order_id, now = uuid.uuid4(), timezone.now()
-    pending = outbox.prepare([OrderPlaced(order_id=str(order_id), lines=[Line(ln.sku, ln.quantity) for ln in lines])])
+    pending = outbox.prepare([OrderPlaced(order_id=str(order_id), lines=lines)])
     envelope = pending.envelopes[0]
     insert_events, event_params = insert_statement(StoredEvent, outbox.COLUMNS, pending.rows, where=ONLY_IF_OK)
     params = [[ln.sku for ln in lines], [ln.quantity for ln in lines], len(lines)]

@@ -10,7 +10,7 @@ from django.http import Http404, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from events.base import is_sku
+from events.base import SKU_CHARACTERS, Line, is_sku
 from web.ratelimit import rate_limited
 
 from . import live
@@ -19,10 +19,10 @@ from .forms import AddToCartForm, CartLineForm, CheckoutForm
 from .models import Category, Order, Product
 from .owners import MY_ORDERS_KEY, placed_here, remember, shown_email
 from .selectors import order_get, page_number, product_get, product_list
-from .services import CannotCancel, IdempotencyConflict, LineRequest, UnknownProducts, order_cancel, order_place
+from .services import CannotCancel, IdempotencyConflict, UnknownProducts, order_cancel, order_place
 
 CANCELLABLE = (Order.Status.PENDING, Order.Status.CONFIRMED)
-SKU_TOKEN = re.compile(r"[A-Za-z0-9_-]+")  # the characters of a SKU (events.base.is_sku)
+SKU_TOKEN = re.compile(SKU_CHARACTERS + "+")  # a word that may be a SKU, in an inventory's reason
 
 
 def _clean_text(value: str, limit: int) -> str:
@@ -161,7 +161,7 @@ def checkout(request):
         return render(request, "shop/checkout.html", {"form": form, **_cart_context(basket)})
     form = CheckoutForm(request.POST)
     context = _cart_context(basket)
-    lines = [LineRequest(sku, qty) for sku, qty in sorted(basket.items.items())]
+    lines = [Line(sku, qty) for sku, qty in sorted(basket.items.items())]
     if not lines:
         form.add_error(None, "Your cart is empty: add a product first.")
     for note in context["short"]:
@@ -176,7 +176,7 @@ def checkout(request):
     return render(request, "shop/checkout.html", {"form": form, **context}, status=status)
 
 
-def _place(form: CheckoutForm, lines: list[LineRequest]) -> Order | None:
+def _place(form: CheckoutForm, lines: list[Line]) -> Order | None:
     """Place the order at catalog prices; on refusal, put the reason on the form and return None."""
     key = f"checkout-{form.cleaned_data['token']}"
     try:

@@ -24,6 +24,7 @@ import pytest
 from django.utils import timezone
 
 from devstack.process import parent_death_signal
+from events.base import Line
 from events.models import StoredEvent
 from inventory.models import StockItem
 from loadtests.chaos.__main__ import parse
@@ -31,7 +32,7 @@ from loadtests.chaos.history import Verdict, check_orders, check_stock, projecti
 from loadtests.chaos.load import Attempt, History
 from loadtests.chaos.report import DOCS_BEGIN, DOCS_END, write_docs
 from shop.models import Order
-from shop.services import LineRequest, order_place
+from shop.services import order_place
 from tests.pipeline import BASE_DIR, database_url_for_tests, wait_for
 
 pytestmark = pytest.mark.pipeline
@@ -60,7 +61,7 @@ def verdict_of(history: History) -> Verdict:
 def test_the_history_checks_find_each_violation(pipeline, make_product):
     make_product("A", stock=3)
     pipeline.start()
-    orders = [order_place(email=EMAIL, lines=[LineRequest("A", 2)]) for _ in range(2)]  # one confirmed, one rejected
+    orders = [order_place(email=EMAIL, lines=[Line("A", 2)]) for _ in range(2)]  # one confirmed, one rejected
     wait_for(lambda: not Order.objects.filter(status=Order.Status.PENDING).exists(), 60, "both orders decided")
     history = told(orders)
     with psycopg.connect(database_url_for_tests()) as conn:
@@ -71,7 +72,7 @@ def test_the_history_checks_find_each_violation(pipeline, make_product):
     # An order the client was told accepted that the shop does not have: lost.
     history.attempts.append(Attempt("ghost", [], time.time(), ids={str(uuid.uuid4())}, accepted_at=time.time()))
     # An order of the phase no 202 named: unexpected.
-    order_place(email=EMAIL, lines=[LineRequest("A", 1)])
+    order_place(email=EMAIL, lines=[Line("A", 1)])
     # A second decision for a decided order: doubled.
     first = StoredEvent.objects.filter(type="StockReserved").get()
     decision = json.loads(bytes(first.payload))

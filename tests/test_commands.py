@@ -6,10 +6,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from events.base import Line
 from events.models import StoredEvent
 from inventory.models import StockItem
 from shop.models import Order, StockLevel
-from shop.services import LineRequest, order_place
+from shop.services import order_place
 from tests.pipeline import reset_streams, run_async, wait_for
 
 
@@ -33,7 +34,7 @@ def test_projections_rebuilt_from_the_log_equal_the_live_ones(pipeline, make_pro
     make_product("A", stock=10)
     make_product("B", stock=3)
     pipeline.start()
-    for lines in ([LineRequest("A", 2)], [LineRequest("B", 5)], [LineRequest("A", 1), LineRequest("B", 3)]):
+    for lines in ([Line("A", 2)], [Line("B", 5)], [Line("A", 1), Line("B", 3)]):
         order_place(email="f@example.org", lines=lines)
     wait_for(lambda: not Order.objects.filter(status="pending").exists(), message="orders final")
     wait_for(lambda: not StoredEvent.objects.filter(unpublished__isnull=False).exists(), message="outbox drained")
@@ -59,7 +60,7 @@ def test_verify_invariants_passes_on_a_clean_system(db):
 
 def test_verify_invariants_fails_on_a_stuck_order_and_a_stuck_outbox(db, make_product):
     make_product("A", stock=5)
-    order = order_place(email="g@example.org", lines=[LineRequest("A", 1)])
+    order = order_place(email="g@example.org", lines=[Line("A", 1)])
     long_ago = timezone.now() - timedelta(hours=1)
     Order.objects.filter(id=order.id).update(created_at=long_ago)
     StoredEvent.objects.update(occurred_at=long_ago)

@@ -11,7 +11,7 @@ import inventory.events as inventory_events
 import inventory.inbound as inventory_inbound
 import shop.events as shop_events
 import shop.inbound as shop_inbound
-from events.base import Event, Line, decode, encode, index, new_envelope
+from events.base import DecodeError, Event, Line, decode, encode, index, new_envelope
 
 
 def classes(module) -> dict[str, type[Event]]:
@@ -25,7 +25,7 @@ SAMPLES = {
     "OrderCancelled": shop_events.OrderCancelled(order_id="o"),
     "StockReserved": inventory_events.StockReserved(order_id="o", lines=[Line("A", 2)]),
     "StockReservationRejected": inventory_events.StockReservationRejected(
-        order_id="o", shortages=[{"sku": "A", "requested": 2, "available": 1}], reason="short"
+        order_id="o", shortages=[inventory_events.Shortage("A", 2, 1)], reason="short"
     ),
     "StockReleased": inventory_events.StockReleased(order_id="o", lines=[Line("A", 2)]),
     "StockLevelChanged": inventory_events.StockLevelChanged(sku="A", on_hand=5, reserved=2, available=3, version=7),
@@ -66,3 +66,30 @@ def test_the_committed_event_catalogue_matches_the_code():
     from django.core.management import call_command
 
     call_command("export_event_schema", "--check")  # raises CommandError when docs/events.asyncapi.json is stale
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        {"sku": "A", "quantity": "2"},
+        {"sku": "A", "quantity": 0},
+        {"sku": "A", "quantity": 2.0},
+        {"sku": "A", "quantity": True},
+        {"sku": 7, "quantity": 2},
+        {"sku": "A"},
+        "A x2",
+    ],
+)
+def test_an_order_line_that_is_not_typed_does_not_decode(line):
+    sample = SAMPLES["OrderPlaced"]
+    data = {**sample.to_data(), "lines": [line]}
+    raw = encode(new_envelope(sample, correlation_id="o", causation_id=None), data)
+    with pytest.raises(DecodeError):
+        decode(raw, index([inventory_inbound.OrderPlaced]))
+
+
+def test_an_order_line_decodes_typed():
+    sample = SAMPLES["OrderPlaced"]
+    raw = encode(new_envelope(sample, correlation_id="o", causation_id=None), sample.to_data())
+    _, event = decode(raw, index([inventory_inbound.OrderPlaced]))
+    assert event.lines == [Line("A", 2)] and type(event.lines[0].quantity) is int

@@ -19,20 +19,21 @@ from django.db import connection
 from django.db.models import Sum
 
 from devstack.embedded import EmbeddedNats
+from events.base import Line
 from events.bus import publish_rows
 from events.models import DeadLetter, StoredEvent
 from events.pg import database_conninfo
 from events.relay import CLAIM, Relay
 from inventory.models import Reservation, StockItem
 from shop.models import Order, OrderLine
-from shop.services import LineRequest, order_place
+from shop.services import order_place
 from tests.pipeline import Pipeline, pending, publish_raw, reset_streams, run_async, stream_messages, wait_for
 
 pytestmark = pytest.mark.pipeline
 
 
 def place_many(count: int, sku: str = "A", quantity: int = 1) -> list[str]:
-    return [str(order_place(email=f"c{i}@example.org", lines=[LineRequest(sku, quantity)]).id) for i in range(count)]
+    return [str(order_place(email=f"c{i}@example.org", lines=[Line(sku, quantity)]).id) for i in range(count)]
 
 
 def all_final(timeout: float = 60) -> None:
@@ -159,30 +160,50 @@ def test_relay_crash_between_publish_and_mark_published_duplicates_nothing(pipel
     assert_each_effect_once()
 
 
+def order_placed_raw(order_id: str, lines: list) -> bytes:
+    """Return an OrderPlaced as a misbehaving producer might publish it, bypassing the shop's types."""
+    body = {
+        "event_id": str(uuid.uuid4()),
+        "type": "OrderPlaced",
+        "version": 1,
+        "occurred_at": "2026-01-01T00:00:00+00:00",
+        "aggregate_id": order_id,
+        "correlation_id": order_id,
+        "causation_id": None,
+        "data": {"order_id": order_id, "lines": lines},
+    }
+    return json.dumps(body).encode()
+
+
 def test_a_malformed_message_is_dead_lettered_while_later_orders_complete(pipeline, make_product):
     make_product("A", stock=100)
     pipeline.extra_env["EVENT_MAX_DELIVER"] = "3"
     pipeline.start()
     run_async(publish_raw(pipeline.nats_url, "shop.order.placed", b"{not json", msg_id="poison-1"))
-    well_formed_but_failing = {
-        "event_id": str(uuid.uuid4()),
-        "type": "OrderPlaced",
-        "version": 1,
-        "occurred_at": "2026-01-01T00:00:00+00:00",
-        "aggregate_id": "x",
-        "correlation_id": "x",
-        "causation_id": None,
-        "data": {"order_id": str(uuid.uuid4()), "lines": [{"sku": "A", "quantity": "many"}]},
-    }
-    run_async(publish_raw(pipeline.nats_url, "shop.order.placed", json.dumps(well_formed_but_failing).encode()))
+    # A line is typed: one whose quantity is no whole number above zero cannot be decoded, so it is
+    # dead-lettered at once, as garbage is, and the handler never sees it.
+    for quantity in ["many", 0, -5, 1.5, True]:
+        raw = order_placed_raw(str(uuid.uuid4()), [{"sku": "A", "quantity": quantity}])
+        run_async(publish_raw(pipeline.nats_url, "shop.order.placed", raw))
+    # Well formed, decodable, and still failing in the handler (an order id that is no UUID): it is
+    # retried until its deliveries run out, then dead-lettered.
+    run_async(
+        publish_raw(
+            pipeline.nats_url, "shop.order.placed", order_placed_raw("not-a-uuid", [{"sku": "A", "quantity": 1}])
+        )
+    )
     place_many(5)
 
     all_final()
-    letters = wait_for(lambda: list(DeadLetter.objects.order_by("id")) if DeadLetter.objects.count() == 2 else None)
+    letters = wait_for(lambda: list(DeadLetter.objects.order_by("id")) if DeadLetter.objects.count() == 7 else None)
 
     assert Order.objects.filter(status=Order.Status.CONFIRMED).count() == 5
-    assert [(d.consumer, d.deliveries) for d in letters] == [("inventory", 1), ("inventory", 3)]
-    assert "cannot decode" in letters[0].error and "ValueError" in letters[1].error
+    assert StockItem.objects.get(sku="A").reserved == 5  # the five orders' units, nothing of the bad lines
+    undecodable = [d for d in letters if "cannot decode" in d.error]
+    assert [(d.consumer, d.deliveries) for d in undecodable] == [("inventory", 1)] * 6
+    assert sum("quantity must be a whole number above zero" in d.error for d in undecodable) == 5
+    (failing,) = [d for d in letters if d not in undecodable]
+    assert (failing.consumer, failing.deliveries) == ("inventory", 3) and "not-a-uuid" in failing.error
     wait_for(lambda: run_async(pending(pipeline.nats_url, "SHOP", "inventory")) == (0, 0), message="nothing pending")
 
 
@@ -249,7 +270,7 @@ def test_two_workers_on_a_backlog_of_overlapping_orders_never_deadlock(pipeline,
         make_product(sku, stock=1000)
     rng = random.Random(7)
     for i in range(600):  # three SKUs per order, in any order: a batch's orders overlap every way
-        lines = [LineRequest(sku, 1) for sku in rng.sample(skus, 3)]
+        lines = [Line(sku, 1) for sku in rng.sample(skus, 3)]
         order_place(email=f"d{i}@example.org", lines=lines)
     pipeline.relay()
     workers = [pipeline.workers(), pipeline.workers()]

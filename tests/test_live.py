@@ -16,11 +16,11 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from devstack.embedded import EmbeddedNats
-from inventory.models import StockItem
+from events.base import Line
 from inventory.services import stock_receive
 from shop import live
 from shop.models import Order, StockLevel
-from shop.services import LineRequest, order_place
+from shop.services import order_place
 from tests.pipeline import Pipeline, wait_for
 
 
@@ -97,10 +97,17 @@ def staff_frames(sock, count: int) -> dict[str, dict]:
     return {f["sku"]: f for f in (frame(sock) for _ in range(count))}
 
 
+def projected(sku: str, version: int) -> None:
+    wait_for(lambda: StockLevel.objects.filter(sku=sku, version=version).exists(), message=f"{sku} v{version}")
+
+
 def test_staff_socket_sends_every_rows_level_on_connect_then_each_change(pipeline, make_product):
     make_product("LIVE-S1", stock=6)
     make_product("LIVE-S2", stock=2)
-    base = pipeline.live()  # no relay yet: what a socket gets first is read, not heard on NATS
+    pipeline.start()
+    projected("LIVE-S1", 1)
+    projected("LIVE-S2", 1)
+    base = pipeline.live()  # started after the changes: what a socket gets first is read, not heard on NATS
     staff = session_cookie("clerk", is_staff=True)
     with ws(base, "/ws/staff/stock/", additional_headers=staff) as sock:
         first = staff_frames(sock, 2)
@@ -124,12 +131,12 @@ def test_staff_socket_sends_every_rows_level_on_connect_then_each_change(pipelin
     }
 
     stock_receive(sku="LIVE-S1", quantity=4)  # while no socket is open: a page that reconnects must see it
-    pipeline.relay()
+    projected("LIVE-S1", 2)
     with ws(base, "/ws/staff/stock/", additional_headers=staff) as sock:
         again = staff_frames(sock, 2)
         assert again["LIVE-S1"]["on_hand"] == 10 and again["LIVE-S1"]["version"] == 2
         stock_receive(sku="LIVE-S2", quantity=1)
-        # The relay now publishes the older changes too (levels the socket already has; the page keeps the newest).
+        # Levels the socket already has may come again (the page keeps the newest): wait for the new one.
         deadline = time.monotonic() + 30
         while (change := frame(sock, timeout=30))["sku"] != "LIVE-S2" or change["version"] < 2:
             assert time.monotonic() < deadline, "no frame of the new level"
@@ -156,7 +163,7 @@ def test_order_socket_follows_an_order_and_ends_with_the_timeline_the_database_h
     make_product("LIVE-3", stock=5)
     pipeline.relay()  # the workers start once the socket is open, so it sees every step
     base = pipeline.live()
-    order = order_place(email="ann@example.org", lines=[LineRequest("LIVE-3", 2)])
+    order = order_place(email="ann@example.org", lines=[Line("LIVE-3", 2)])
     seen: list[dict] = []
     with ws(base, f"/ws/orders/{order.id}/") as sock:
         snapshot = frame(sock)
@@ -256,7 +263,6 @@ def test_after_a_nats_outage_every_socket_is_sent_its_levels_again(transactional
         changed_at=timezone.now(),
         updated_at=timezone.now(),
     )
-    StockItem.objects.create(sku="LIVE-5", on_hand=4, reserved=0, version=3)
     staff = session_cookie("clerk", is_staff=True)
     pipe = Pipeline(tmp=tmp_path, nats_url=own_nats.url)
     try:
@@ -266,8 +272,7 @@ def test_after_a_nats_outage_every_socket_is_sent_its_levels_again(transactional
             assert frame(sock)["version"] == 3
             assert frame(staff_sock)["version"] == 3
             own_nats.stop()
-            StockLevel.objects.filter(sku="LIVE-5").update(available=2, version=4)  # what the process missed
-            StockItem.objects.filter(sku="LIVE-5").update(on_hand=2, version=4)
+            StockLevel.objects.filter(sku="LIVE-5").update(on_hand=2, available=2, version=4)  # what it missed
             own_nats.start()
             assert frame(sock, timeout=30) == {
                 "sku": "LIVE-5",
@@ -294,7 +299,7 @@ def test_metrics_count_open_sockets_near_cache_reads_and_order_pushes(pipeline, 
     make_product("LIVE-7", stock=5)
     pipeline.relay()  # the workers start once the order's socket is open, so each step is pushed to it
     base = pipeline.live()
-    order = order_place(email="ann@example.org", lines=[LineRequest("LIVE-7", 1)])
+    order = order_place(email="ann@example.org", lines=[Line("LIVE-7", 1)])
     with ws(base, f"/ws/orders/{order.id}/") as sock:
         assert frame(sock)["status"] == "pending"
         pipeline.workers()

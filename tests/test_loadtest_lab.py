@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from devstack.embedded import parent_death_signal
+from devstack.process import parent_death_signal
 from tests.pipeline import BASE_DIR
 
 pytestmark = pytest.mark.pipeline

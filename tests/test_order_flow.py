@@ -2,9 +2,10 @@
 
 import httpx
 
+from events.base import Line
 from inventory.models import Reservation, StockItem
 from shop.models import Order, StockLevel
-from shop.services import LineRequest, order_place
+from shop.services import order_place
 from tests.pipeline import wait_for
 
 
@@ -43,7 +44,7 @@ def test_one_short_line_rejects_the_whole_order_and_holds_nothing(pipeline, make
     make_product("TEA-2", stock=1)
     pipeline.start()
 
-    order = order_place(email="bo@example.org", lines=[LineRequest("TEA-1", 3), LineRequest("TEA-2", 2)])
+    order = order_place(email="bo@example.org", lines=[Line("TEA-1", 3), Line("TEA-2", 2)])
 
     order = wait_for(lambda: final(order.id), message="the order to become final")
     assert order.status == Order.Status.REJECTED

@@ -11,9 +11,10 @@ import pytest
 from django.db import connection
 from nats.js import api
 
+from events.base import Line
 from events.pull import PullError, PullFeed
 from shop.models import Order
-from shop.services import LineRequest, order_cancel, order_place
+from shop.services import order_cancel, order_place
 from tests.pipeline import run_async, wait_for
 
 # Far above any healthy wait, even on a loaded two-core box; far below a batch held back for the rest of it.
@@ -57,7 +58,7 @@ def test_with_traffic_on_every_consumer_a_ready_message_is_started_at_once(pipel
     # of the worker process has traffic, with idle gaps short and long (past a second, when
     # pull requests expire) between messages.
     for n in range(30):
-        lines = [LineRequest(f"TEA-{rng.randrange(4)}", rng.randint(1, 3))]
+        lines = [Line(f"TEA-{rng.randrange(4)}", rng.randint(1, 3))]
         orders.append(order_place(email=f"c{n}@example.org", lines=lines).id)
         if n % 5 == 4:
             oid = orders[-2]

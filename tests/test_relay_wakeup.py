@@ -2,9 +2,10 @@
 
 from django.test import override_settings
 
+from events.base import Line
 from events.models import ProcessedEvent, StoredEvent
 from shop.models import Order
-from shop.services import LineRequest, order_place
+from shop.services import order_place
 from tests.pipeline import wait_for
 
 
@@ -23,7 +24,7 @@ def test_notify_wakes_the_relay_for_each_hop(pipeline, make_product):
     wait_for(lambda: "wake-up by notify" in relay.tail(), 30, "the relay to listen")
 
     with override_settings(RELAY_WAKEUP="notify"):
-        order = order_place(email="ann@example.org", lines=[LineRequest("MUG-1", 2)])
+        order = order_place(email="ann@example.org", lines=[Line("MUG-1", 2)])
 
     wait_for(lambda: Order.objects.get(id=order.id).status == Order.Status.CONFIRMED, 20, "the order to be confirmed")
     order.refresh_from_db()
@@ -36,8 +37,8 @@ def test_lingering_relay_and_consumers_still_carry_every_order_once(pipeline, ma
     env = {"RELAY_LINGER": "0.05", "EVENT_FETCH_LINGER": "0.05", "EVENT_PUBLISH_AFTER_COMMIT": "0"}
     pipeline.relay(**env)
     pipeline.workers(**env)
-    orders = [order_place(email=f"c{i}@example.org", lines=[LineRequest("MUG-1", 1)]).id for i in range(30)]
-    orders += [order_place(email="big@example.org", lines=[LineRequest("MUG-1", 20)]).id]
+    orders = [order_place(email=f"c{i}@example.org", lines=[Line("MUG-1", 1)]).id for i in range(30)]
+    orders += [order_place(email="big@example.org", lines=[Line("MUG-1", 20)]).id]
 
     wait_for(lambda: not Order.objects.filter(status=Order.Status.PENDING).exists(), 60, "every order final")
     statuses = [Order.objects.get(id=i).status for i in orders]

@@ -1,9 +1,11 @@
 """Inventory slices: given stock and events, when a handler runs, then rows and events."""
 
+import json
 import uuid
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.core.management import call_command
+from django.db import IntegrityError, connection, transaction
 
 from events.base import Line, new_envelope
 from events.consumer import Message
@@ -214,3 +216,37 @@ def test_each_fact_of_a_run_is_caused_by_its_own_order_event():
     reserved = StoredEvent.objects.filter(type="StockReserved").order_by("seq")
     assert [e.correlation_id for e in reserved] == [one.order_id, two.order_id]
     assert len({e.causation_id for e in reserved}) == 2
+
+
+def test_a_reservation_holds_typed_lines_summed_per_sku():
+    given_stock(A=5, B=5)
+    event = placed(("B", 1), ("A", 2), ("B", 2))
+
+    reserve_stock(event)
+
+    assert Reservation.objects.get(order_id=event.order_id).lines == [Line("A", 2), Line("B", 3)]
+    with connection.cursor() as cursor:  # stored as it always was
+        cursor.execute("SELECT lines FROM inventory_reservation WHERE order_id = %s", [event.order_id])
+        assert json.loads(cursor.fetchone()[0]) == [{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 3}]
+
+
+def test_a_reservation_row_written_before_the_typed_lines_is_released():
+    given_stock(A=5)
+    order_id = str(uuid.uuid4())
+    StockItem.objects.filter(sku="A").update(reserved=2)  # what the old code held for it
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO inventory_reservation (order_id, status, lines, created_at, updated_at)"
+            " VALUES (%s, 'held', %s, now(), now())",
+            [order_id, '[{"sku": "A", "quantity": 2}]'],
+        )
+
+    release_stock(OrderCancelled(order_id=order_id))
+
+    assert stock() == {"A": (5, 0)}
+    released = json.loads(bytes(StoredEvent.objects.get(type="StockReleased").payload))
+    assert released["data"]["lines"] == [{"sku": "A", "quantity": 2}]
+
+
+def test_typed_reservation_lines_need_no_migration():
+    call_command("makemigrations", "inventory", "--check", "--dry-run", verbosity=0)  # exits 1 on a change

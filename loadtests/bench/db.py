@@ -20,11 +20,12 @@ from django.db import connection
 from django.db.models import Max, Min
 
 from events import bus
+from events.base import Line
 from events.consumer import configured_consumers
 from events.models import Unpublished
 from inventory.services import stock_receive
 from shop.models import Category, Order, Product, TimelineEntry
-from shop.services import LineRequest, order_place
+from shop.services import order_place
 
 from ..stats import percentile
 from .stack import BenchError
@@ -49,7 +50,7 @@ def catalog_create(products: int = PRODUCTS) -> list[str]:
 def place(email: str, sku: str) -> None:
     """Place a one-line order in this process, then give the connection back as a request's end does."""
     try:
-        order_place(email=email, lines=[LineRequest(sku=sku, quantity=1)])
+        order_place(email=email, lines=[Line(sku=sku, quantity=1)])
     finally:
         connection.close()
 

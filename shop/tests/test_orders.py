@@ -2,7 +2,7 @@
 
 import pytest
 
-from events.base import new_envelope
+from events.base import Line, new_envelope
 from events.consumer import Message, takes_batch
 from events.models import StoredEvent, Unpublished
 from events.outbox import OutsideTransaction, record
@@ -10,7 +10,7 @@ from shop.events import OrderPlaced
 from shop.handlers import note_release, settle_orders
 from shop.inbound import StockReleased, StockReservationRejected, StockReserved
 from shop.models import Order
-from shop.services import CannotCancel, LineRequest, UnknownProducts, order_cancel, order_place
+from shop.services import CannotCancel, UnknownProducts, order_cancel, order_place
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ def deliver(handler, event) -> None:
 
 def place(make_product, quantity: int = 1) -> Order:
     make_product("SKU-1", stock=0, price="4.25")
-    order = order_place(email="c@example.org", lines=[LineRequest("SKU-1", quantity)])
+    order = order_place(email="c@example.org", lines=[Line("SKU-1", quantity)])
     return order
 
 
@@ -39,7 +39,7 @@ def test_an_order_is_placed_at_catalog_prices_with_its_event(make_product):
 def test_unknown_products_place_nothing(make_product):
     make_product("SKU-1", stock=0)
     with pytest.raises(UnknownProducts):
-        order_place(email="c@example.org", lines=[LineRequest("SKU-1", 1), LineRequest("NOPE", 1)])
+        order_place(email="c@example.org", lines=[Line("SKU-1", 1), Line("NOPE", 1)])
     assert not Order.objects.exists() and not StoredEvent.objects.filter(type="OrderPlaced").exists()
 
 
@@ -96,7 +96,7 @@ def test_an_event_cannot_be_recorded_outside_a_transaction():
 
 def test_a_run_of_decisions_settles_each_order_with_its_own_cause(make_product):
     make_product("SKU-1", stock=0, price="1.00")
-    orders = [order_place(email="c@example.org", lines=[LineRequest("SKU-1", 1)]) for _ in range(3)]
+    orders = [order_place(email="c@example.org", lines=[Line("SKU-1", 1)]) for _ in range(3)]
     order_cancel(order_id=orders[2].id)
     events = [
         StockReserved(order_id=str(orders[0].id)),

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
+from events.base import Line
 from events.models import StoredEvent
 from inventory.models import StockItem
-from shop.services import LineRequest, order_place
+from shop.services import order_place
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +73,7 @@ def test_restock_past_the_integer_range_is_refused(staff_client, make_product):
 
 def test_event_explorer_lists_and_filters_and_shows_an_orders_chain(staff_client, make_product):
     make_product("A-1", stock=4)
-    order = order_place(email="ann@example.org", lines=[LineRequest("A-1", 1)])
+    order = order_place(email="ann@example.org", lines=[Line("A-1", 1)])
     html = staff_client.get("/staff/events/").content.decode()
     assert "OrderPlaced" in html and "StockReceived" in html
     only = staff_client.get("/staff/events/?type=OrderPlaced").content.decode()
