@@ -358,9 +358,9 @@ def test_a_consumer_stopped_past_ack_wait_comes_back_and_doubles_nothing(pipelin
 def test_a_cancel_that_overtakes_its_order_ends_cancelled_and_never_holds_stock(pipeline, make_product):
     make_product("A", stock=5)
     start_workers(pipeline)
-    # No relay: each event is published by the process that commits it. The web the order is placed on
-    # publishes 3 s after commit; the one it is cancelled on at once, so the cancel is on the bus first.
-    slow = pipeline.web(1, EVENT_PUBLISH_DELAY="3")
+    # No relay yet: each event is published by the process that commits it. The web the order is placed on
+    # holds its publish for a minute; the one it is cancelled on publishes at once: the cancel is on the bus first.
+    slow = pipeline.web(1, EVENT_PUBLISH_DELAY="60")
     fast = pipeline.web(1)
     body = {"email": "early@example.org", "lines": [{"sku": "A", "quantity": 2}]}
     order_id = httpx.post(f"{slow}/api/orders", json=body).json()["id"]
@@ -368,8 +368,12 @@ def test_a_cancel_that_overtakes_its_order_ends_cancelled_and_never_holds_stock(
 
     placed = StoredEvent.objects.get(type="OrderPlaced", aggregate_id=order_id)
     cancelled = StoredEvent.objects.get(type="OrderCancelled", aggregate_id=order_id)
-    wait_for(lambda: ProcessedEvent.objects.filter(consumer="inventory", event_id=placed.event_id).exists(), 30, "it")
     receipts = ProcessedEvent.objects.filter(consumer="inventory")
+    wait_for(lambda: receipts.filter(event_id=cancelled.event_id).exists(), 30, "the cancel to reach the inventory")
+    assert not receipts.filter(event_id=placed.event_id).exists() and placed.published_at is None
+    # Then the order arrives, late: the relay sweeps up what the slow web has not published yet.
+    pipeline.relay()
+    wait_for(lambda: receipts.filter(event_id=placed.event_id).exists(), 30, "the order to reach the inventory")
     first = receipts.get(event_id=cancelled.event_id).processed_at
     assert first < receipts.get(event_id=placed.event_id).processed_at  # the cancel came first
 
