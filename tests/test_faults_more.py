@@ -98,6 +98,11 @@ def stream_state(url: str, stream: str) -> tuple[str | None, int, int] | None:
         return None
 
 
+def shop_leader(url: str) -> str:
+    """Return the name of the node that leads the SHOP stream, waiting while there is none (an election)."""
+    return wait_for(lambda: (s := stream_state(url, "SHOP")) and s[0], 60, "a leader of the SHOP stream")
+
+
 def stream_holds(url: str, stream: str, count: int) -> bool:
     """Return whether the stream holds ``count`` messages, as the server at ``url`` says."""
     state = stream_state(url, stream)
@@ -114,7 +119,7 @@ def test_killing_the_stream_leader_of_a_three_node_cluster_loses_and_doubles_not
     wait_for(lambda: _try(lambda: run_async(reset_streams(any_order))), 60, "the cluster to take the streams")
     wait_for(lambda: (s := stream_state(nats_cluster[0].url, "SHOP")) and s[1] == 3, 60, "three current replicas")
     # Every process's first server is the leader: the one each of them connects to is the one killed.
-    leader = stream_state(nats_cluster[0].url, "SHOP")[0]
+    leader = shop_leader(nats_cluster[0].url)
     url = ",".join(node.url for node in sorted(nats_cluster, key=lambda node: node.name != leader))
     pipe = Pipeline(tmp=tmp_path, nats_url=url, extra_env={"EVENT_STREAM_REPLICAS": "3"})
     try:
@@ -126,7 +131,7 @@ def test_killing_the_stream_leader_of_a_three_node_cluster_loses_and_doubles_not
         wait_for(lambda: len(stream.accepted) >= 10, 60, "the first orders of the stream")
         wait_for(lambda: Order.objects.exclude(status=Order.Status.PENDING).count() >= 5, 60, "the first decisions")
 
-        leader = stream_state(nats_cluster[0].url, "SHOP")[0]  # the same one, unless it moved meanwhile
+        leader = shop_leader(nats_cluster[0].url)  # the same one, unless it moved meanwhile
         victim = next(node for node in nats_cluster if node.name == leader)
         victim.kill()
         survivors = [node for node in nats_cluster if node is not victim]
@@ -136,8 +141,7 @@ def test_killing_the_stream_leader_of_a_three_node_cluster_loses_and_doubles_not
         accepted = stream.join()
         all_final(timeout=120)
         # Orders placed after the kill went through the two nodes left, under a new leader.
-        new_leader = wait_for(lambda: (s := stream_state(survivors[0].url, "SHOP")) and s[0], 60, "a new leader")
-        assert new_leader != leader
+        assert shop_leader(survivors[0].url) != leader
         # Nothing lost: one order per key, each one final; nothing doubled: each event once in its stream.
         assert len(set(accepted.values())) == len(accepted) == Order.objects.filter(email=EMAIL).count() == 40
         wait_for(lambda: not StoredEvent.objects.filter(published_at__isnull=True).exists(), 60, "outbox drained")
@@ -200,12 +204,12 @@ def test_a_devstack_cluster_node_killed_mid_load_is_restarted_and_catches_up(clu
     proc, out, base, state_file = cluster_devstack
     state = json.loads(state_file.read_text())
     admin = state["nats_url"]  # every node, as the admin user
-    assert stream_state(admin, "SHOP")[1] == 3, "the devstack's streams are R3"
+    wait_for(lambda: (s := stream_state(admin, "SHOP")) and s[1] == 3, 60, "the devstack's streams to be R3")
     skus = [p["sku"] for p in httpx.get(f"{base}/api/products").json()["items"][:3]]
 
     stream = OrderStream(base, skus, "node", count=40).start()
     wait_for(lambda: len(stream.accepted) >= 10, 60, "the first orders of the stream")
-    leader = stream_state(admin, "SHOP")[0]
+    leader = shop_leader(admin)
     victim = node_pid(proc.pid, leader)
     os.kill(victim, signal.SIGKILL)
     wait_for(lambda: out.has(f"{leader} exited with code -9"), 30, f"the supervisor to see {leader} die")
