@@ -207,6 +207,11 @@ def test_a_malformed_message_is_dead_lettered_while_later_orders_complete(pipeli
     wait_for(lambda: run_async(pending(pipeline.nats_url, "SHOP", "inventory")) == (0, 0), message="nothing pending")
 
 
+def ready(base: str) -> int:
+    """Return the status of the web's readiness probe."""
+    return httpx.get(f"{base}/readyz", timeout=10).status_code
+
+
 @pytest.fixture
 def own_nats(tmp_path):
     """A nats-server this test may stop and start again (same port, same data)."""
@@ -226,7 +231,7 @@ def test_orders_are_accepted_while_nats_is_down_and_complete_when_it_is_back(
         pipe.start()
         base = pipe.web()
         own_nats.stop()
-        assert httpx.get(f"{base}/readyz").status_code == 503
+        assert ready(base) == 503
 
         responses = [
             httpx.post(
@@ -239,7 +244,8 @@ def test_orders_are_accepted_while_nats_is_down_and_complete_when_it_is_back(
 
         own_nats.start()
         all_final(timeout=90)
-        assert httpx.get(f"{base}/readyz").status_code == 200
+        # Waited for: its probe of NATS gives up after a second, which a loaded box can take.
+        wait_for(lambda: ready(base) == 200, 30, "the web to be ready again")
         assert Order.objects.filter(status=Order.Status.CONFIRMED).count() == 10
         assert_each_effect_once()
     finally:

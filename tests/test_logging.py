@@ -156,7 +156,7 @@ def test_lines_of_a_failing_and_a_poison_message_carry_their_flow(pipeline):
         }
         return {key: one for key, (one,) in found.items()} if all(len(v) == 1 for v in found.values()) else None
 
-    lines = wait_for(consumer_lines, 10, "the workers' failure lines")
+    lines = wait_for(consumer_lines, 30, "the workers' failure lines")
     flow = {"correlation_id": order_id, "event_id": event_id, "causation_id": cause, "consumer": "shop"}
     assert lines["failed"]["level"] == "warning" and lines["dead-lettered"]["level"] == "error"
     assert {key: lines["failed"].get(key) for key in [*flow, "delivery"]} == {**flow, "delivery": 1}

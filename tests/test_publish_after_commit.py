@@ -94,9 +94,10 @@ def test_a_worker_killed_between_commit_and_publish_loses_nothing(pipeline, make
 
 def test_a_publisher_slower_than_the_relay_doubles_nothing(pipeline, make_product):
     make_product("A", stock=100)
-    # The web's publisher waits 2 s; the relay takes rows a tenth of a second old: both publish each OrderPlaced.
+    # The web's publisher waits 5 s; the relay takes rows a tenth of a second old: both publish each OrderPlaced,
+    # the relay first (5 s leaves room for a loaded box: were the web first, the relay would publish nothing).
     start_workers(pipeline)
-    base = pipeline.web(1, EVENT_PUBLISH_DELAY="2")
+    base = pipeline.web(1, EVENT_PUBLISH_DELAY="5")
     pipeline.relay(RELAY_SWEEP_AGE="0.1", RELAY_POLL_INTERVAL="0.05")
     place_over_http(base, 6)
     all_final(30)

@@ -40,15 +40,24 @@ def _check_database() -> str:
 
 
 def _check_nats() -> str:
-    """Open a TCP connection to the first NATS server and read its INFO line."""
+    """Read the INFO line of a NATS server of ``NATS_URL``: any one of a cluster's will do, as for the clients."""
     if not settings.NATS_URL:
         raise RuntimeError("NATS_URL not configured")
-    url = urlparse(settings.NATS_URL.split(",")[0].strip())
+    error: Exception = RuntimeError("no NATS server in NATS_URL")
+    for server in settings.NATS_URL.split(","):
+        try:
+            _nats_info(urlparse(server.strip()))
+            return "ok"
+        except (OSError, RuntimeError) as exc:  # this node is down: the clients reconnect to another
+            error = exc
+    raise error
+
+
+def _nats_info(url) -> None:
     with socket.create_connection((url.hostname, url.port or 4222), timeout=1) as sock:
         sock.settimeout(1)
         if not sock.recv(1024).startswith(b"INFO"):
             raise RuntimeError("not a NATS server")
-    return "ok"
 
 
 @operation(
