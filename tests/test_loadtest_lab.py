@@ -119,6 +119,7 @@ def test_the_ladder_climbs_in_every_lever_by_default_and_in_the_baseline_alone_w
         "fetch-linger",
         "server-binding",
         "linger-off",
+        "gc-unfrozen",
     ]
     assert parse_args([]).ladder == LADDER_NAMES == levers
     assert parse_args(["--quick", "--ladder-start", "5"]).ladder == ["baseline"]
@@ -126,3 +127,12 @@ def test_the_ladder_climbs_in_every_lever_by_default_and_in_the_baseline_alone_w
     assert parse_args(["--ladder", ""]).ladder == []
     with pytest.raises(SystemExit):
         parse_args(["--ladder", "service"])  # no HTTP: nothing to pace
+
+
+@pytest.mark.django_db
+def test_the_command_line_names_every_scenario_of_the_lab():
+    from loadtests.bench.__main__ import LADDER_NAMES, SCENARIO_NAMES
+    from loadtests.bench.scenarios import SCENARIOS
+
+    assert SCENARIO_NAMES == [s.name for s in SCENARIOS]
+    assert set(LADDER_NAMES) == set(SCENARIO_NAMES) - {"service", "acceptance-only"}

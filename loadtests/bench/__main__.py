@@ -25,6 +25,7 @@ SCENARIO_NAMES = [
     "fetch-linger",
     "server-binding",
     "linger-off",
+    "gc-unfrozen",
 ]
 # The ladder paces HTTP orders through a running pipeline, so it climbs only in the configurations of the
 # pipeline (not `service`, which has no HTTP, nor `acceptance-only`, which stops the pipeline): each one's curve
@@ -40,6 +41,7 @@ LADDER_NAMES = [
     "fetch-linger",
     "server-binding",
     "linger-off",
+    "gc-unfrozen",
 ]
 QUICK = {
     "rounds": 1,
