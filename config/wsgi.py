@@ -19,7 +19,8 @@ history.start()
 # Everything a request needs loaded now (URL patterns and the views they import), then frozen.
 from django.urls import get_resolver  # noqa: E402
 
-from events import heap  # noqa: E402
+from events import heap, pg  # noqa: E402
 
 get_resolver().url_patterns  # noqa: B018
+pg.warm_connections()  # the first request finds the pool open
 heap.freeze_startup()

@@ -36,6 +36,7 @@ from django.utils.module_loading import import_string
 from . import bus, observe, publisher
 from .base import DecodeError, Envelope, Event, EventTypes, decode, index
 from .models import DeadLetter
+from .pg import warm_connections
 from .pull import PullFeed
 
 log = logging.getLogger(__name__)
@@ -354,11 +355,13 @@ class Runner:
         self.batch_size = self.batch_size or settings.EVENT_BATCH_SIZE
         self.max_deliver = self.max_deliver or settings.EVENT_MAX_DELIVER
         # Threads, not one thread: database work of different consumers runs side by side.
-        self.executor = ThreadPoolExecutor(self.threads or settings.EVENT_WORKER_THREADS, "consumer")
+        self.threads = self.threads or settings.EVENT_WORKER_THREADS
+        self.executor = ThreadPoolExecutor(self.threads, "consumer")
 
     async def run(self) -> None:
         """Connect (retrying forever), ensure streams and consumers, and consume."""
         publisher.enable("workers")
+        await asyncio.to_thread(warm_connections, self.threads)  # one for each batch thread
         nc = await bus.connect("workers")
         js = nc.jetstream()
         try:

@@ -172,9 +172,15 @@ _lock = threading.Lock()
 
 
 def enable(name: str) -> None:
-    """Make this process publish the events it commits (if ``EVENT_PUBLISH_AFTER_COMMIT``); started on first use."""
+    """Make this process publish the events it commits (if ``EVENT_PUBLISH_AFTER_COMMIT``), starting now.
+
+    Started at once rather than at the first commit: its NATS connection takes tens of
+    milliseconds, which the first events of every new process waited for (the slowest orders
+    of a fresh devstack under ``make loadtest``: 30 ms in each bus hop instead of 3).
+    """
     global _name
     _name = name if settings.EVENT_PUBLISH_AFTER_COMMIT else None
+    current()
 
 
 def current() -> Publisher | None:

@@ -134,5 +134,5 @@ def test_the_command_line_names_every_scenario_of_the_lab():
     from loadtests.bench.__main__ import LADDER_NAMES, SCENARIO_NAMES
     from loadtests.bench.scenarios import SCENARIOS
 
-    assert SCENARIO_NAMES == [s.name for s in SCENARIOS]
+    assert [s.name for s in SCENARIOS] == SCENARIO_NAMES
     assert set(LADDER_NAMES) == set(SCENARIO_NAMES) - {"service", "acceptance-only"}
