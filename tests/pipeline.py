@@ -140,6 +140,9 @@ def run_async(coro):
         return pool.submit(asyncio.run, coro).result()
 
 
+STORE_NOT_CREATED = 10049  # JSStreamStoreFailedErr
+
+
 async def reset_streams(nats_url: str) -> None:
     """Delete the streams (and with them their consumers and dedup state) and create them again, empty.
 
@@ -155,7 +158,17 @@ async def reset_streams(nats_url: str) -> None:
                 await js.delete_stream(name)
             except nats.js.errors.NotFoundError:
                 pass
-        await bus.ensure_streams(js)
+        # Right after a delete, nats-server may still be removing the stream's files and answer
+        # "error creating store for stream" (err_code 10049): try again until it can, with a deadline.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                await bus.ensure_streams(js)
+                return
+            except nats.js.errors.ServerError as exc:
+                if exc.err_code != STORE_NOT_CREATED or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
     finally:
         await nc.close()
 
