@@ -34,6 +34,7 @@ from loadtests.chaos.report import DOCS_BEGIN, DOCS_END, write_docs
 from shop.models import Order
 from shop.services import order_place
 from tests.pipeline import BASE_DIR, database_url_for_tests, wait_for
+from tests.test_devstack import alive
 
 pytestmark = pytest.mark.pipeline
 
@@ -103,15 +104,6 @@ def test_the_docs_block_replaces_only_its_own_markers(tmp_path):
     docs.write_text(f"# Reliability\n\nprose\n\n{DOCS_BEGIN}\nold table\n{DOCS_END}\n\nmore prose\n")
     write_docs(docs, f"{DOCS_BEGIN}\nnew table\n{DOCS_END}")
     assert docs.read_text() == f"# Reliability\n\nprose\n\n{DOCS_BEGIN}\nnew table\n{DOCS_END}\n\nmore prose\n"
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:  # a zombie is dead
-        return f.read().split(")")[-1].split()[0] != "Z"
 
 
 def on_data(folder: str) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -62,13 +63,17 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-@pytest.fixture
-def devstack(tmp_path):
-    """Start `manage.py devstack` with its own embedded servers in a temporary folder."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
+@contextlib.contextmanager
+def running_devstack(data: Path, *options: str, ready_within: float = 120):
+    """Run `manage.py devstack --data DATA OPTIONS` on a free port with its own embedded servers, until ready.
+
+    Yield (process, its output, the web's base URL); on the way out stop it by its PID and wait
+    until every process it started (children and servers) is gone.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL", "NATS_SERVICE_URLS")}
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, MANAGE, "devstack", "--port", str(port), "--data", str(tmp_path / "stack")],
+        [sys.executable, MANAGE, "devstack", "--port", str(port), *options, "--data", str(data)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -76,14 +81,24 @@ def devstack(tmp_path):
         preexec_fn=parent_death_signal(signal.SIGTERM),
     )
     out = Output(proc.stdout)
+    family: set[int] = set()
     try:
-        wait_for(lambda: out.has("ready") or proc.poll() is not None, 120, "the ready line")
+        wait_for(lambda: out.has("ready") or proc.poll() is not None, ready_within, "the ready line")
         assert proc.poll() is None, "".join(out.lines)
-        yield proc, out, f"http://127.0.0.1:{port}", tmp_path / "stack"
+        yield proc, out, f"http://127.0.0.1:{port}"
     finally:
+        family = descendants(proc.pid)
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
+        wait_for(lambda: not [p for p in family if alive(p)], 30, "every child and server to exit")
+
+
+@pytest.fixture
+def devstack(tmp_path):
+    """Start `manage.py devstack` with its own embedded servers in a temporary folder."""
+    with running_devstack(tmp_path / "stack") as (proc, out, base):
+        yield proc, out, base, tmp_path / "stack"
 
 
 def test_devstack_serves_the_demo_restarts_a_dead_child_and_leaves_nothing_behind(devstack):

@@ -21,10 +21,8 @@ import httpx
 import psycopg
 import pytest
 
-from devstack.embedded import free_port
-from devstack.process import parent_death_signal
 from tests.pipeline import MANAGE, wait_for
-from tests.test_devstack import Output, alive, descendants
+from tests.test_devstack import Output, running_devstack
 
 EMAIL = "recovery@example.org"
 
@@ -32,28 +30,8 @@ EMAIL = "recovery@example.org"
 @pytest.fixture
 def small_devstack(tmp_path):
     """Start `manage.py devstack` with one process of each kind and its own embedded servers."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
-    port = free_port()
-    command = [sys.executable, MANAGE, "devstack", "--port", str(port), "--web", "1", "--live", "0"]
-    proc = subprocess.Popen(
-        [*command, "--data", str(tmp_path / "stack")],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=parent_death_signal(signal.SIGTERM),
-    )
-    out = Output(proc.stdout)
-    try:
-        wait_for(lambda: out.has("ready") or proc.poll() is not None, 120, "the ready line")
-        assert proc.poll() is None, "".join(out.lines)
-        yield proc, out, f"http://127.0.0.1:{port}", tmp_path / "stack"
-    finally:
-        family = descendants(proc.pid)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
-        wait_for(lambda: not [p for p in family if alive(p)], 30, "every child and server to exit")
+    with running_devstack(tmp_path / "stack", "--web", "1", "--live", "0") as (proc, out, base):
+        yield proc, out, base, tmp_path / "stack"
 
 
 class OrderStream:

@@ -39,12 +39,11 @@ from django.db import connection
 from django.db.models import Count
 
 from devstack.embedded import EmbeddedNats, EmbeddedPostgres, free_port
-from devstack.process import parent_death_signal
 from events.models import DeadLetter, ProcessedEvent, StoredEvent, Unpublished
 from inventory.models import Reservation, StockItem
 from shop.models import Order, TimelineEntry
 from tests.pipeline import MANAGE, Pipeline, pending, reset_streams, run_async, wait_for
-from tests.test_devstack import Output, alive, cmdline, descendants
+from tests.test_devstack import cmdline, descendants, running_devstack
 from tests.test_devstack_recovery import EMAIL, OrderStream, every_order_ends
 from tests.test_faults import all_final, assert_each_effect_once, place_many
 from tests.test_publish_after_commit import start_workers
@@ -167,28 +166,9 @@ def _try(action) -> bool:
 @pytest.fixture
 def cluster_devstack(tmp_path):
     """Start `manage.py devstack --nats-cluster 3` with its own embedded servers: a web, two workers, no ASGI."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL", "NATS_SERVICE_URLS")}
-    port = free_port()
-    command = [sys.executable, MANAGE, "devstack", "--port", str(port), "--web", "1", "--live", "0", "--workers", "2"]
-    proc = subprocess.Popen(
-        [*command, "--nats-cluster", "3", "--data", str(tmp_path / "stack")],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=parent_death_signal(signal.SIGTERM),
-    )
-    out = Output(proc.stdout)
-    try:
-        wait_for(lambda: out.has("ready") or proc.poll() is not None, 180, "the ready line")
-        assert proc.poll() is None, "".join(out.lines)
-        yield proc, out, f"http://127.0.0.1:{port}", tmp_path / "stack" / "state.json"
-    finally:
-        family = descendants(proc.pid)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
-        wait_for(lambda: not [p for p in family if alive(p)], 30, "every child and server to exit")
+    options = ("--web", "1", "--live", "0", "--workers", "2", "--nats-cluster", "3")
+    with running_devstack(tmp_path / "stack", *options, ready_within=180) as (proc, out, base):
+        yield proc, out, base, tmp_path / "stack" / "state.json"
 
 
 def node_pid(devstack_pid: int, name: str) -> int:

@@ -20,11 +20,10 @@ import sys
 import psycopg
 import pytest
 
-from devstack.embedded import free_port
 from devstack.process import parent_death_signal
 from loadtests.check import FLASH_SKU
-from tests.pipeline import BASE_DIR, MANAGE, wait_for
-from tests.test_devstack import Output
+from tests.pipeline import BASE_DIR
+from tests.test_devstack import running_devstack
 
 pytestmark = pytest.mark.pipeline
 FLASH_STOCK = 10  # units of the flash SKU when the run starts: a crowd of about 16 sells them in a few seconds
@@ -33,24 +32,8 @@ FLASH_STOCK = 10  # units of the flash SKU when the run starts: a crowd of about
 @pytest.fixture
 def devstack(tmp_path):
     """Start `manage.py devstack` with its own embedded servers; yield its state file."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
-    proc = subprocess.Popen(
-        [sys.executable, MANAGE, "devstack", "--port", str(free_port()), "--data", str(tmp_path / "stack")],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=parent_death_signal(signal.SIGTERM),
-    )
-    out = Output(proc.stdout)
-    try:
-        wait_for(lambda: out.has("ready") or proc.poll() is not None, 120, "the ready line")
-        assert proc.poll() is None, "".join(out.lines)
+    with running_devstack(tmp_path / "stack"):
         yield tmp_path / "stack" / "state.json"
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
 
 
 def test_a_short_loadtest_passes_with_every_order_final_and_writes_its_report(devstack, tmp_path):
