@@ -52,3 +52,12 @@ def export_to_environ() -> None:
     for name, key in (("DATABASE_URL", "database_url"), ("NATS_URL", "nats_url")):
         if not os.environ.get(name) and state.get(key):
             os.environ[name] = state[key]
+
+
+# What a devstack started by another process must not inherit: it makes its own servers, state and logs.
+OWN_VARIABLES = ("DATABASE_URL", "NATS_URL", "DEVSTACK_STATE", "PROMETHEUS_MULTIPROC_DIR", "LOG_FLOW", "LOG_FLOW_FILE")
+
+
+def ready(output: str, path: Path) -> bool:
+    """Return whether a devstack printed its ready line in ``output`` and its state file at ``path`` names its web."""
+    return "[devstack] ready:" in output and bool(running(path).get("web_url"))

@@ -28,7 +28,6 @@ MANAGE = str(BASE_DIR / "manage.py")
 READY_TIMEOUT = 240.0  # seconds: embedded servers, migrations, the demo catalog, every process
 STOP_TIMEOUT = 60.0  # seconds for the supervisor to stop its children and servers before SIGKILL
 ACK_WAIT = 5  # seconds: EVENT_ACK_WAIT_SECONDS of the stack under test (30 by default)
-NOT_PASSED_ON = ("DATABASE_URL", "NATS_URL", "DEVSTACK_STATE", "PROMETHEUS_MULTIPROC_DIR", "LOG_FLOW", "LOG_FLOW_FILE")
 
 
 class ChaosError(RuntimeError):
@@ -103,14 +102,10 @@ class Stack:
         return done.stdout.strip().splitlines()[-1]
 
 
-def _ready(proc: Process, state_file: Path) -> bool:
-    return "[devstack] ready:" in proc.log_text() and bool(state.running(state_file).get("web_url"))
-
-
 @contextmanager
 def running(log_dir: Path, env: dict[str, str], nats_nodes: int = 1, say=print) -> Iterator[Stack]:
     """Start a devstack on free ports (``nats_nodes``: 1 or a cluster of 3), yield it once ready, stop it."""
-    env = {k: v for k, v in env.items() if k not in NOT_PASSED_ON}
+    env = {k: v for k, v in env.items() if k not in state.OWN_VARIABLES}
     env["EVENT_ACK_WAIT_SECONDS"] = str(ACK_WAIT)
     name = f"devstack-nats{nats_nodes}"
     data = log_dir / f"{name}-data"
@@ -122,7 +117,8 @@ def running(log_dir: Path, env: dict[str, str], nats_nodes: int = 1, say=print) 
     say(f"devstack starting ({nats_nodes} NATS node{'s' if nats_nodes > 1 else ''}; pid {proc.proc.pid}; log {log})")
     try:
         try:
-            proc.wait_until(lambda: _ready(proc, data / "state.json"), "the devstack", READY_TIMEOUT, poll=0.5)
+            started = lambda: state.ready(proc.log_text(), data / "state.json")  # noqa: E731
+            proc.wait_until(started, "the devstack", READY_TIMEOUT, poll=0.5)
         except ProcessError as exc:
             raise ChaosError(str(exc)) from exc
         yield Stack(proc, data, env, nats_nodes)

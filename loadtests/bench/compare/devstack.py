@@ -26,11 +26,6 @@ from .targets import Target
 
 READY_TIMEOUT = 240.0  # seconds: embedded servers, migrations, the demo catalog, every process
 STOP_TIMEOUT = 60.0  # seconds for the supervisor to stop its children and servers before SIGKILL
-NOT_PASSED_ON = ("DATABASE_URL", "NATS_URL", "DEVSTACK_STATE", "PROMETHEUS_MULTIPROC_DIR", "LOG_FLOW", "LOG_FLOW_FILE")
-
-
-def _ready(proc: Process, state_file: Path) -> bool:
-    return "[devstack] ready:" in proc.log_text() and bool(state.running(state_file).get("web_url"))
 
 
 def issue_token(state_file: Path, env: dict[str, str]) -> str:
@@ -50,14 +45,15 @@ def issue_token(state_file: Path, env: dict[str, str]) -> str:
 @contextmanager
 def running(log_dir: Path, env: dict[str, str], say=print) -> Iterator[Target]:
     """Start a devstack on free ports, yield it as a Target once ready, and stop it whatever happens."""
-    env = {k: v for k, v in env.items() if k not in NOT_PASSED_ON}
+    env = {k: v for k, v in env.items() if k not in state.OWN_VARIABLES}
     data = log_dir / "devstack-data"
     command = [sys.executable, MANAGE, "devstack", "--port", str(free_port()), "--live-port", str(free_port())]
     proc = Process("devstack", [*command, "--data", str(data), "--fresh"], env, log_dir / "devstack.log").start()
     say(f"devstack starting (pid {proc.proc.pid}; log {log_dir / 'devstack.log'})")
     try:
         try:
-            proc.wait_until(lambda: _ready(proc, data / "state.json"), "the devstack", READY_TIMEOUT, poll=0.5)
+            started = lambda: state.ready(proc.log_text(), data / "state.json")  # noqa: E731
+            proc.wait_until(started, "the devstack", READY_TIMEOUT, poll=0.5)
         except ProcessError as exc:
             raise BenchError(str(exc)) from exc
         url = state.running(data / "state.json")["web_url"].rstrip("/")
