@@ -317,6 +317,49 @@ async def publish_rows(
     ``on_sent`` is called once every row is written to the connection, before
     the acks are awaited.
     """
+    sending = await send_rows(js, rows, max_in_flight, timeout, max_payload)
+    if on_sent is not None:
+        await asyncio.sleep(0)  # one turn of the loop: nats-py's flusher writes what was just published
+        on_sent()
+    return await sending.acks(timeout)
+
+
+@dataclass
+class Sending:
+    """Rows written to NATS, their acks still to come: ``acks`` awaits them."""
+
+    result: Published
+    futures: list[tuple[Row, float, asyncio.Future]]
+
+    def __len__(self) -> int:
+        return len(self.futures)
+
+    async def acks(self, timeout: float) -> Published:
+        """Wait for each row's ack, at most ``timeout`` seconds after it was sent; return what it came to."""
+        result = self.result
+        for row, sent_at, future in self.futures:
+            remaining = max(0.01, timeout - (time.monotonic() - sent_at))
+            try:
+                ack = await asyncio.wait_for(asyncio.shield(future), remaining)
+            except Exception as exc:  # timeout, or an error answer from JetStream
+                future.cancel()
+                if not _refused(result, row, exc):
+                    log.warning("no ack for event %s: %r", row[1], exc)
+                continue
+            result.acked.append(row)
+            if getattr(ack, "duplicate", False):
+                result.duplicates.add(row[1])
+        if result.duplicates:
+            log.debug("%d of %d events were in the stream already (kept once)", len(result.duplicates), len(self))
+        return result
+
+
+async def send_rows(js, rows: list[Row], max_in_flight: int, timeout: float, max_payload: int, in_flight: int = 0):
+    """Write rows to NATS in order without waiting for their acks; return the ``Sending`` that awaits them.
+
+    ``in_flight``: how many of this connection's publishes already await their
+    ack elsewhere (they count against ``max_in_flight`` too).
+    """
     result = Published()
     futures = []
     for row in rows:
@@ -325,7 +368,7 @@ async def publish_rows(
         # Below the in-flight bound the semaphore cannot block; nats-py's wait_stall would
         # still wrap each publish in asyncio.wait_for, a task and a loop turn per message,
         # which lets its flusher write every message with a send() of its own.
-        stall = timeout if len(futures) >= max_in_flight else None
+        stall = timeout if in_flight + len(futures) >= max_in_flight else None
         try:
             _check_size(payload, headers, max_payload)
             if _denied and denied(subject):
@@ -337,24 +380,7 @@ async def publish_rows(
             log.warning("publish of %s failed: %r", subject, exc)
             break
         futures.append((row, time.monotonic(), future))
-    if on_sent is not None:
-        await asyncio.sleep(0)  # one turn of the loop: nats-py's flusher writes what was just published
-        on_sent()
-    for row, sent_at, future in futures:
-        remaining = max(0.01, timeout - (time.monotonic() - sent_at))
-        try:
-            ack = await asyncio.wait_for(asyncio.shield(future), remaining)
-        except Exception as exc:  # timeout, or an error answer from JetStream
-            future.cancel()
-            if not _refused(result, row, exc):
-                log.warning("no ack for event %s: %r", row[1], exc)
-            continue
-        result.acked.append(row)
-        if getattr(ack, "duplicate", False):
-            result.duplicates.add(row[1])
-    if result.duplicates:
-        log.debug("%d of %d events were in the stream already (kept once)", len(result.duplicates), len(rows))
-    return result
+    return Sending(result, futures)
 
 
 def _refused(result: Published, row: Row, exc: Exception) -> bool:

@@ -7,8 +7,9 @@ publisher is a thread with an event loop and a NATS connection of its own: it
 publishes them with ``Nats-Msg-Id`` = event id, as the relay does, and takes
 the acknowledged ones out of the outbox (a DELETE of their ``events_outbox``
 rows: the mark), in a task of its own so that the next publish never waits for
-the last mark. The committing thread waits only until
-its events are written to NATS (not for their ack).
+the last mark. The acks too are awaited apart: the rows handed over while
+earlier ones await theirs are sent at once, not after them. The committing
+thread waits only until its events are written to NATS (not for their ack).
 
 The outbox stays the record and the relay the safety net: whatever a publisher
 did not publish (the process died between commit and publish, NATS was down,
@@ -33,7 +34,7 @@ import psycopg
 from django.conf import settings
 
 from . import bus, observe
-from .bus import Row, publish_rows
+from .bus import Row, Sending, send_rows
 from .pg import database_conninfo
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class Publisher:
         self._acked: list[str] = []  # event ids acknowledged by JetStream, not yet marked
         self._sent: list[threading.Event] = []  # the callers waiting for their rows to be sent
         self._nc = None  # the NATS connection, once made
+        self._in_flight = 0  # rows sent whose ack is still awaited
         self._loop = asyncio.new_event_loop()
         self._wake = asyncio.Event()
         self._marks_due = asyncio.Event()
@@ -109,6 +111,7 @@ class Publisher:
         nc = self._nc = await bus.connect(f"publisher-{self.name}")
         js = nc.jetstream(publish_async_max_pending=self.max_in_flight)
         marker = asyncio.create_task(self._mark_forever())
+        acking: set[asyncio.Task] = set()  # the tasks awaiting the acks of rows already sent
         while not self._closing:
             await self._wake.wait()
             self._wake.clear()
@@ -120,16 +123,28 @@ class Publisher:
                 _release(sent)
                 continue  # the relay publishes them when NATS is back
             # A row refused for its own fault is left unpublished, the relay marks it failed.
-            result = await publish_rows(
-                js, rows, self.max_in_flight, self.timeout, nc.max_payload, on_sent=lambda sent=sent: _release(sent)
-            )
-            observe.relayed(rows, result)
-            if result.acked:
-                self._acked += [row[1] for row in result.acked]
-                self._marks_due.set()
+            sending = await send_rows(js, rows, self.max_in_flight, self.timeout, nc.max_payload, self._in_flight)
+            await asyncio.sleep(0)  # one turn of the loop: nats-py's flusher writes what was just sent
+            _release(sent)
+            # The acks are awaited apart: the next rows are sent meanwhile, not after them.
+            self._in_flight += len(sending)
+            acking.add(task := asyncio.create_task(self._acks(rows, sending)))
+            task.add_done_callback(acking.discard)
+        if acking:
+            await asyncio.wait(acking, timeout=self.timeout)
         marker.cancel()
         await asyncio.gather(marker, return_exceptions=True)
         await bus.close(nc)
+
+    async def _acks(self, rows: list[Row], sending: Sending) -> None:
+        try:
+            result = await sending.acks(self.timeout)
+        finally:
+            self._in_flight -= len(sending)
+        observe.relayed(rows, result)
+        if result.acked:
+            self._acked += [row[1] for row in result.acked]
+            self._marks_due.set()
 
     async def _mark_forever(self) -> None:
         """Mark what was acknowledged as published, apart from publishing: the next publish never waits on it.
