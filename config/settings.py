@@ -221,9 +221,9 @@ EVENT_WORKER_THREADS = env.int("EVENT_WORKER_THREADS", default=4)
 # Seconds a consumer waits after a batch that did not fill EVENT_BATCH_SIZE before fetching again,
 # so that under load the next batch carries what arrived meanwhile (0: fetch again at once).
 EVENT_FETCH_LINGER = env.float("EVENT_FETCH_LINGER", default=0.0)
-# Adaptive linger, when EVENT_FETCH_LINGER is 0: after a batch of more than one message (messages arrive
-# faster than they are applied one by one), wait as long as that batch took, at most this many seconds;
-# after a batch of one, not at all. 0 turns it off (docs/architecture.md, "Batches that fill themselves").
+# Adaptive linger, when EVENT_FETCH_LINGER is 0: after a batch of several messages, if messages lately arrive
+# fast enough that as many again come within this many seconds, wait as long as that batch took (at most
+# this); else, not at all. 0 turns it off (docs/architecture.md, "Batches that fill themselves").
 EVENT_FETCH_LINGER_MAX = env.float("EVENT_FETCH_LINGER_MAX", default=0.004)
 # https://docs.nats.io/nats-concepts/jetstream/consumers#ackwait
 # Seconds JetStream waits for an ack before redelivering (to another worker if this one died).

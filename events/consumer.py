@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -296,23 +297,43 @@ def nak_delay(num_delivered: int) -> float:
     return min(0.1 * 2**num_delivered, 10.0)
 
 
-def linger_after(size: int, batch_size: int, took: float, fixed: float, adaptive_max: float) -> float:
+def linger_after(size: int, batch_size: int, took: float, fixed: float, adaptive_max: float, rate: float) -> float:
     """Seconds to wait before the next fetch, after a batch of ``size`` that took ``took`` seconds to apply.
 
     A full batch: none (more is waiting). A fixed linger, if set: that. Else
-    adaptive: a batch of one means messages come slower than they are applied,
-    so waiting would only add latency; a batch of several means they come
-    faster, so the consumer waits about as long as the batch took (at most
-    ``adaptive_max``) and the next batch carries more of them for the same
-    fixed cost per batch (a transaction, its receipts, its statements).
+    adaptive, by ``rate``, the messages a second that reach this consumer
+    lately: only if at that rate at least as many again as this batch held
+    arrive within ``adaptive_max`` does the consumer wait, about as long as the
+    batch took (at most ``adaptive_max``), so that the next batch carries more
+    of them for the same fixed cost per batch (a transaction, its receipts, its
+    statements). Below that rate waiting would buy little and only add latency:
+    a quiet shop's orders never wait, nor do the few events one order brings at
+    once (a reservation and its stock levels), and a busy shop's batches grow
+    with the load.
     """
     if size >= batch_size:
         return 0.0
     if fixed:
         return fixed
-    if size < 2 or not adaptive_max:
+    if size < 2 or not adaptive_max or rate * adaptive_max < size:
         return 0.0
     return min(took, adaptive_max)
+
+
+class ArrivalRate:
+    """Messages a second over the last ``window`` batches fetched."""
+
+    def __init__(self, window: int = 16):
+        self._batches: deque[tuple[float, int]] = deque(maxlen=window)
+
+    def fetched(self, size: int, at: float) -> float:
+        """Count a batch of ``size`` fetched at ``at`` (monotonic seconds); return the rate since the oldest."""
+        self._batches.append((at, size))
+        first_at, first_size = self._batches[0]
+        span = at - first_at
+        if span <= 0:
+            return 0.0
+        return (sum(size for _, size in self._batches) - first_size) / span
 
 
 def _delivery(msg) -> Delivery:
@@ -386,6 +407,7 @@ class Runner:
     async def _consume(self, nc, consumer: Consumer) -> None:
         loop = asyncio.get_running_loop()
         backoff = 0.5
+        arrivals = ArrivalRate()
         while not self.stop.is_set():
             feed = PullFeed(nc, consumer.stream, consumer.name)
             closer = asyncio.create_task(self._close_on_stop(feed))
@@ -397,6 +419,7 @@ class Runner:
                     if not msgs:
                         continue
                     began = time.monotonic()
+                    rate = arrivals.fetched(len(msgs), began)
                     started = observe.fetched(consumer.name, msgs)
                     deliveries = [_delivery(m) for m in msgs]
                     verdicts = await loop.run_in_executor(
@@ -406,7 +429,7 @@ class Runner:
                     observe.settled(consumer.name, started)
                     backoff = 0.5
                     pause = linger_after(
-                        len(msgs), self.batch_size, time.monotonic() - began, self.linger, self.linger_max
+                        len(msgs), self.batch_size, time.monotonic() - began, self.linger, self.linger_max, rate
                     )
                     if pause:  # caught up: let the next batch gather what arrives meanwhile
                         await asyncio.sleep(pause)

@@ -179,12 +179,24 @@ def test_nak_backoff_grows_and_is_capped():
 def test_a_consumer_lingers_only_when_messages_come_faster_than_it_applies_them():
     from events.consumer import linger_after
 
-    assert linger_after(1, 100, took=0.003, fixed=0, adaptive_max=0.004) == 0  # a trickle: never wait
-    assert linger_after(5, 100, took=0.003, fixed=0, adaptive_max=0.004) == 0.003  # busy: as long as it took
-    assert linger_after(5, 100, took=0.020, fixed=0, adaptive_max=0.004) == 0.004  # at most the bound
-    assert linger_after(100, 100, took=0.003, fixed=0, adaptive_max=0.004) == 0  # full: more is waiting
-    assert linger_after(1, 100, took=0.003, fixed=0.005, adaptive_max=0.004) == 0.005  # a fixed linger wins
-    assert linger_after(5, 100, took=0.003, fixed=0, adaptive_max=0) == 0  # off
+    busy = 2000.0  # messages/s: at least as many again as a batch of 5 within 4 ms
+    assert linger_after(1, 100, took=0.003, fixed=0, adaptive_max=0.004, rate=busy) == 0  # one: never wait
+    assert linger_after(5, 100, took=0.003, fixed=0, adaptive_max=0.004, rate=busy) == 0.003  # busy: as long as it took
+    assert linger_after(5, 100, took=0.020, fixed=0, adaptive_max=0.004, rate=busy) == 0.004  # at most the bound
+    assert linger_after(5, 100, took=0.003, fixed=0, adaptive_max=0.004, rate=200) == 0  # a few at once, rarely
+    assert linger_after(100, 100, took=0.003, fixed=0, adaptive_max=0.004, rate=busy) == 0  # full: more is waiting
+    assert linger_after(1, 100, took=0.003, fixed=0.005, adaptive_max=0.004, rate=0) == 0.005  # a fixed linger wins
+    assert linger_after(5, 100, took=0.003, fixed=0, adaptive_max=0, rate=busy) == 0  # off
+
+
+def test_the_arrival_rate_counts_the_messages_fetched_since_the_oldest_batch_of_its_window():
+    from events.consumer import ArrivalRate
+
+    rate = ArrivalRate(window=3)
+    assert rate.fetched(3, at=10.0) == 0  # one batch: no span yet
+    assert rate.fetched(2, at=10.5) == 4.0  # 2 since t=10
+    assert rate.fetched(4, at=11.0) == 6.0  # 6 in a second
+    assert rate.fetched(1, at=12.0) == pytest.approx(5 / 1.5)  # the first left the window: 4 + 1 since t=10.5
 
 
 @dataclass(frozen=True, kw_only=True)
