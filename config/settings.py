@@ -239,6 +239,9 @@ EVENT_PUBLISH_AFTER_COMMIT = env.bool("EVENT_PUBLISH_AFTER_COMMIT", default=True
 RELAY_SWEEP_AGE = env.float("RELAY_SWEEP_AGE", default=1.0 if EVENT_PUBLISH_AFTER_COMMIT else 0.0)
 # A fault to inject, never a production setting: seconds each publisher waits before publishing.
 EVENT_PUBLISH_DELAY = env.float("EVENT_PUBLISH_DELAY", default=0.0)
+# A worker sends the events its batches commit from the consumer runner's own loop and NATS connection,
+# right after each batch and before its acks; off: it hands them to a publisher thread, as web processes do.
+EVENT_RUNNER_PUBLISHES = env.bool("EVENT_RUNNER_PUBLISHES", default=True)
 # https://docs.nats.io/using-nats/developer/develop_jetstream/publish
 # Events per round, publishes in flight, seconds to wait for each ack, idle poll.
 RELAY_BATCH_SIZE = env.int("RELAY_BATCH_SIZE", default=500)

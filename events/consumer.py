@@ -168,6 +168,15 @@ def process_batch(consumer: Consumer, deliveries: list[Delivery], max_deliver: i
         close_old_connections()
 
 
+def _process_collecting(consumer: Consumer, deliveries: list[Delivery], max_deliver: int, outlet):
+    """``process_batch``; with an outlet, the outbox rows it committed are returned beside its verdicts, to send."""
+    if outlet is None:  # its events go to the publisher thread
+        return process_batch(consumer, deliveries, max_deliver), []
+    with publisher.collecting() as committed:
+        verdicts = process_batch(consumer, deliveries, max_deliver)
+    return verdicts, committed
+
+
 Decoded = tuple[int, Envelope, Event]  # a message's place in its batch, envelope and event
 
 
@@ -368,6 +377,7 @@ class Runner:
     linger: float | None = None
     linger_max: float | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    outlet: publisher.Outlet | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.consumers = list(self.consumers)
@@ -381,14 +391,19 @@ class Runner:
 
     async def run(self) -> None:
         """Connect (retrying forever), ensure streams and consumers, and consume."""
-        publisher.enable("workers")
+        inline = settings.EVENT_RUNNER_PUBLISHES  # a batch's events go out through this loop's outlet
+        publisher.enable("workers", start=not inline)
         await asyncio.to_thread(warm_connections, self.threads)  # one for each batch thread
         nc = await bus.connect("workers")
         js = nc.jetstream()
+        if inline and publisher.enabled():
+            self.outlet = publisher.Outlet("workers", nc, delay=settings.EVENT_PUBLISH_DELAY)
         try:
             await self._ensure(js)
             await asyncio.gather(*(self._consume(nc, c) for c in self.consumers))
         finally:
+            if self.outlet is not None:
+                await self.outlet.close()
             await bus.close(nc)
             self.executor.shutdown(wait=True)
 
@@ -422,9 +437,11 @@ class Runner:
                     rate = arrivals.fetched(len(msgs), began)
                     started = observe.fetched(consumer.name, msgs)
                     deliveries = [_delivery(m) for m in msgs]
-                    verdicts = await loop.run_in_executor(
-                        self.executor, process_batch, consumer, deliveries, self.max_deliver
+                    verdicts, committed = await loop.run_in_executor(
+                        self.executor, _process_collecting, consumer, deliveries, self.max_deliver, self.outlet
                     )
+                    if committed:
+                        await self.outlet.send(committed)  # the batch's events, before its acks
                     await _settle(msgs, verdicts)
                     observe.settled(consumer.name, started)
                     backoff = 0.5

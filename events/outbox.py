@@ -119,11 +119,10 @@ def prepare(
 def written(pending: Pending) -> None:
     """After the statement that appended ``pending``: publish at commit, wake the relay, observe."""
     rows = pending.rows
-    eager = publisher.current()
-    if eager is not None and rows:
+    if publisher.enabled() and rows:
         # Published by this process as soon as the transaction commits; the relay sweeps up after a crash.
         claimed = [(None, str(r[0]), r[3], r[8], r[9], r[1], r[7]) for r in rows]
-        transaction.on_commit(lambda: eager.submit(claimed), robust=True)
+        transaction.on_commit(lambda: publisher.hand_over(claimed), robust=True)
     elif settings.RELAY_WAKEUP == "notify" and rows:
         # Delivered to the relay at commit (never for a rolled-back transaction);
         # PostgreSQL folds the repeats of one transaction into one.

@@ -29,6 +29,8 @@ import asyncio
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 from django.conf import settings
@@ -47,8 +49,104 @@ MARK_EVERY = 0.02
 MAX_BACKLOG = 10_000
 
 
+class Outlet:
+    """Sends committed rows on one NATS connection and marks the acknowledged ones, all on the caller's loop.
+
+    ``send`` returns once the rows are written to the connection; their acks are
+    awaited in a task apart, so the next rows are sent meanwhile, not after them,
+    and the acknowledged ones are marked (their ``events_outbox`` rows deleted) in
+    one statement every ``MARK_EVERY`` seconds. Used by a ``Publisher`` thread and,
+    in a worker, by the consumer runner itself, on its own loop and connection.
+    """
+
+    def __init__(self, name: str, nc, *, delay: float = 0.0, max_in_flight: int = 0, timeout: float = 0.0):
+        self.name = name
+        self.delay = delay
+        self.max_in_flight = max_in_flight or settings.RELAY_MAX_IN_FLIGHT
+        self.timeout = timeout or settings.RELAY_PUBLISH_TIMEOUT
+        self.published = 0  # events marked published
+        self._nc = nc
+        self._js = nc.jetstream(publish_async_max_pending=self.max_in_flight)
+        self._conninfo = database_conninfo()
+        self._in_flight = 0  # rows sent whose ack is still awaited
+        self._tasks: set[asyncio.Task] = set()  # delayed sends and the waits for acks
+        self._acked: list[str] = []  # event ids acknowledged by JetStream, not yet marked
+        self._marks_due = asyncio.Event()
+        self._marker = asyncio.create_task(self._mark_forever())
+
+    async def send(self, rows: list[Row]) -> None:
+        """Write ``rows`` to NATS now (or, with ``delay``, that many seconds later, returning at once)."""
+        if self.delay:
+            self._spawn(self._send_later(rows))
+        else:
+            await self._send(rows)
+
+    async def close(self) -> None:
+        """Wait a while for the acks still due and mark them; what is left, the relay publishes."""
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=self.timeout)
+        self._marker.cancel()
+        await asyncio.gather(self._marker, return_exceptions=True)
+
+    def _spawn(self, coroutine) -> None:
+        self._tasks.add(task := asyncio.create_task(coroutine))
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_later(self, rows: list[Row]) -> None:
+        await asyncio.sleep(self.delay)
+        await self._send(rows)
+
+    async def _send(self, rows: list[Row]) -> None:
+        if not rows or not self._nc.is_connected:
+            return  # the relay publishes them when NATS is back
+        # A row refused for its own fault is left unpublished, the relay marks it failed.
+        sending = await send_rows(
+            self._js, rows, self.max_in_flight, self.timeout, self._nc.max_payload, self._in_flight
+        )
+        self._in_flight += len(sending)
+        self._spawn(self._acks(rows, sending))
+
+    async def _acks(self, rows: list[Row], sending: Sending) -> None:
+        try:
+            result = await sending.acks(self.timeout)
+        finally:
+            self._in_flight -= len(sending)
+        observe.relayed(rows, result)
+        if result.acked:
+            self._acked += [row[1] for row in result.acked]
+            self._marks_due.set()
+
+    async def _mark_forever(self) -> None:
+        """Mark what was acknowledged as published, apart from publishing: the next publish never waits on it.
+
+        The marks are committed without waiting for the disk (``synchronous_commit``
+        off, for this connection only): a mark lost in a crash of PostgreSQL only
+        makes the relay publish that event again, and JetStream drops the copy.
+        """
+        db: psycopg.AsyncConnection | None = None
+        try:
+            while True:
+                await self._marks_due.wait()
+                await asyncio.sleep(MARK_EVERY)  # what is acknowledged meanwhile goes in the same DELETE
+                self._marks_due.clear()
+                ids, self._acked = self._acked, []
+                try:
+                    if db is None or db.closed:
+                        db = await psycopg.AsyncConnection.connect(**self._conninfo, autocommit=True)
+                        await db.execute("SET synchronous_commit = off")
+                    await db.execute(MARK, [ids])
+                    self.published += len(ids)
+                except (psycopg.Error, OSError) as exc:
+                    # Published but not marked: the relay publishes them again and JetStream drops the copies.
+                    log.warning("publisher %s: cannot mark %d events published: %r", self.name, len(ids), exc)
+                    db = None
+        finally:
+            if db is not None:
+                await db.close()
+
+
 class Publisher:
-    """A thread that publishes committed outbox rows as soon as they are handed to it."""
+    """A thread that publishes committed outbox rows as soon as they are handed to it (an ``Outlet`` of its own)."""
 
     def __init__(
         self, name: str, *, delay: float = 0.0, max_in_flight: int = 0, timeout: float = 0.0, wait: float = 0.05
@@ -56,21 +154,21 @@ class Publisher:
         self.name = name
         self.delay = delay
         self.wait = wait  # seconds a caller of submit waits at most for its events to be sent
-        self.max_in_flight = max_in_flight or settings.RELAY_MAX_IN_FLIGHT
-        self.timeout = timeout or settings.RELAY_PUBLISH_TIMEOUT
-        self.published = 0
-        self._conninfo = database_conninfo()
+        self.max_in_flight = max_in_flight
+        self.timeout = timeout
+        self.outlet: Outlet | None = None
         self._rows: list[Row] = []
-        self._acked: list[str] = []  # event ids acknowledged by JetStream, not yet marked
         self._sent: list[threading.Event] = []  # the callers waiting for their rows to be sent
         self._nc = None  # the NATS connection, once made
-        self._in_flight = 0  # rows sent whose ack is still awaited
         self._loop = asyncio.new_event_loop()
         self._wake = asyncio.Event()
-        self._marks_due = asyncio.Event()
         self._closing = False
         self._thread = threading.Thread(target=self._run, name=f"publisher-{name}", daemon=True)
         self._thread.start()
+
+    @property
+    def published(self) -> int:
+        return self.outlet.published if self.outlet is not None else 0
 
     def submit(self, rows: list[Row]) -> None:
         """Hand over rows just committed (from any thread); return once they are sent, or after ``wait`` at most.
@@ -109,70 +207,19 @@ class Publisher:
 
     async def _main(self) -> None:
         nc = self._nc = await bus.connect(f"publisher-{self.name}")
-        js = nc.jetstream(publish_async_max_pending=self.max_in_flight)
-        marker = asyncio.create_task(self._mark_forever())
-        acking: set[asyncio.Task] = set()  # the tasks awaiting the acks of rows already sent
+        outlet = self.outlet = Outlet(
+            self.name, nc, delay=self.delay, max_in_flight=self.max_in_flight, timeout=self.timeout
+        )
         while not self._closing:
             await self._wake.wait()
             self._wake.clear()
-            if self.delay:
-                await asyncio.sleep(self.delay)
             rows, self._rows = self._rows, []
             sent, self._sent = self._sent, []
-            if not nc.is_connected or not rows:
-                _release(sent)
-                continue  # the relay publishes them when NATS is back
-            # A row refused for its own fault is left unpublished, the relay marks it failed.
-            sending = await send_rows(js, rows, self.max_in_flight, self.timeout, nc.max_payload, self._in_flight)
+            await outlet.send(rows)
             await asyncio.sleep(0)  # one turn of the loop: nats-py's flusher writes what was just sent
             _release(sent)
-            # The acks are awaited apart: the next rows are sent meanwhile, not after them.
-            self._in_flight += len(sending)
-            acking.add(task := asyncio.create_task(self._acks(rows, sending)))
-            task.add_done_callback(acking.discard)
-        if acking:
-            await asyncio.wait(acking, timeout=self.timeout)
-        marker.cancel()
-        await asyncio.gather(marker, return_exceptions=True)
+        await outlet.close()
         await bus.close(nc)
-
-    async def _acks(self, rows: list[Row], sending: Sending) -> None:
-        try:
-            result = await sending.acks(self.timeout)
-        finally:
-            self._in_flight -= len(sending)
-        observe.relayed(rows, result)
-        if result.acked:
-            self._acked += [row[1] for row in result.acked]
-            self._marks_due.set()
-
-    async def _mark_forever(self) -> None:
-        """Mark what was acknowledged as published, apart from publishing: the next publish never waits on it.
-
-        The marks are committed without waiting for the disk (``synchronous_commit``
-        off, for this connection only): a mark lost in a crash of PostgreSQL only
-        makes the relay publish that event again, and JetStream drops the copy.
-        """
-        db: psycopg.AsyncConnection | None = None
-        try:
-            while True:
-                await self._marks_due.wait()
-                await asyncio.sleep(MARK_EVERY)  # what is acknowledged meanwhile goes in the same UPDATE
-                self._marks_due.clear()
-                ids, self._acked = self._acked, []
-                try:
-                    if db is None or db.closed:
-                        db = await psycopg.AsyncConnection.connect(**self._conninfo, autocommit=True)
-                        await db.execute("SET synchronous_commit = off")
-                    await db.execute(MARK, [ids])
-                    self.published += len(ids)
-                except (psycopg.Error, OSError) as exc:
-                    # Published but not marked: the relay publishes them again and JetStream drops the copies.
-                    log.warning("publisher %s: cannot mark %d events published: %r", self.name, len(ids), exc)
-                    db = None
-        finally:
-            if db is not None:
-                await db.close()
 
 
 def _release(waiting: list[threading.Event]) -> None:
@@ -186,16 +233,51 @@ _pid: int | None = None
 _lock = threading.Lock()
 
 
-def enable(name: str) -> None:
+def enable(name: str, *, start: bool = True) -> None:
     """Make this process publish the events it commits (if ``EVENT_PUBLISH_AFTER_COMMIT``), starting now.
 
     Started at once rather than at the first commit: its NATS connection takes tens of
     milliseconds, which the first events of every new process waited for (the slowest orders
     of a fresh devstack under ``make loadtest``: 30 ms in each bus hop instead of 3).
+    ``start=False``: only on first use (a worker, whose batches publish through its runner).
     """
     global _name
     _name = name if settings.EVENT_PUBLISH_AFTER_COMMIT else None
-    current()
+    if start:
+        current()
+
+
+def enabled() -> bool:
+    """Return whether this process publishes what it commits."""
+    return _name is not None
+
+
+_local = threading.local()
+
+
+@contextmanager
+def collecting() -> Iterator[list[Row]]:
+    """Keep what this thread's transactions commit meanwhile in the list yielded, for the caller to publish.
+
+    A consumer runner's batch runs in it: the runner then sends the batch's
+    events itself, from its own loop and NATS connection, as soon as the batch
+    returns (before its acks), with no hand-over to the publisher thread.
+    """
+    rows: list[Row] = []
+    _local.rows = rows
+    try:
+        yield rows
+    finally:
+        _local.rows = None
+
+
+def hand_over(rows: list[Row]) -> None:
+    """At commit: give the rows to this thread's collecting caller if there is one, else to the publisher."""
+    kept = getattr(_local, "rows", None)
+    if kept is not None:
+        kept.extend(rows)
+    elif (eager := current()) is not None:
+        eager.submit(rows)
 
 
 def current() -> Publisher | None:

@@ -56,12 +56,17 @@ def assert_each_event_once_in_the_streams(nats_url: str, after_seq: int = 0) -> 
     )
 
 
-def test_web_and_workers_publish_what_they_commit_with_no_relay_running(pipeline, make_product):
+# A worker sends its batches' events from its runner's loop (the default), or through a publisher thread.
+WORKER_PUBLISHING = pytest.mark.parametrize("runner_publishes", ["1", "0"], ids=["runner", "publisher-thread"])
+
+
+@WORKER_PUBLISHING
+def test_web_and_workers_publish_what_they_commit_with_no_relay_running(pipeline, make_product, runner_publishes):
     make_product("A", stock=100)
     # The stock received above was recorded by this test, which has no publisher: with no relay,
     # those events stay in the outbox. Everything after them is the processes' own.
     before = StoredEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
-    start_workers(pipeline)
+    start_workers(pipeline, EVENT_RUNNER_PUBLISHES=runner_publishes)
     base = pipeline.web(1)
     place_over_http(base, 10)
 
@@ -72,10 +77,11 @@ def test_web_and_workers_publish_what_they_commit_with_no_relay_running(pipeline
     assert_each_effect_once()
 
 
-def test_a_worker_killed_between_commit_and_publish_loses_nothing(pipeline, make_product):
+@WORKER_PUBLISHING
+def test_a_worker_killed_between_commit_and_publish_loses_nothing(pipeline, make_product, runner_publishes):
     make_product("A", stock=100)
-    # This worker's publisher holds every event for a minute: it commits reservations it never publishes.
-    doomed = start_workers(pipeline, EVENT_PUBLISH_DELAY="60")
+    # This worker holds every event for a minute: it commits (and acks) reservations it never publishes.
+    doomed = start_workers(pipeline, EVENT_PUBLISH_DELAY="60", EVENT_RUNNER_PUBLISHES=runner_publishes)
     base = pipeline.web(1)
     orders = place_over_http(base, 8)
     wait_for(lambda: StoredEvent.objects.filter(type="StockReserved").count() == 8, 30, "8 reservations committed")

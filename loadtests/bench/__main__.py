@@ -26,6 +26,7 @@ SCENARIO_NAMES = [
     "server-binding",
     "linger-off",
     "gc-unfrozen",
+    "publisher-thread",
 ]
 # The ladder paces HTTP orders through a running pipeline, so it climbs only in the configurations of the
 # pipeline (not `service`, which has no HTTP, nor `acceptance-only`, which stops the pipeline): each one's curve
@@ -42,6 +43,7 @@ LADDER_NAMES = [
     "server-binding",
     "linger-off",
     "gc-unfrozen",
+    "publisher-thread",
 ]
 QUICK = {
     "rounds": 1,

@@ -86,6 +86,11 @@ SCENARIOS = [
         "the start-up heap left in the garbage collector's walks (no gc.freeze(); events/heap.py)",
         env={"GC_FREEZE": "0"},
     ),
+    Scenario(
+        "publisher-thread",
+        "a worker hands its batches' events to a publisher thread instead of sending them from its runner's loop",
+        env={"EVENT_RUNNER_PUBLISHES": "0"},
+    ),
     # The stock read path (near cache or database) has its own read load: see reads.py.
 ]
 SCENARIO_NAMES = [s.name for s in SCENARIOS]
