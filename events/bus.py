@@ -335,17 +335,25 @@ class Sending:
         return len(self.futures)
 
     async def acks(self, timeout: float) -> Published:
-        """Wait for each row's ack, at most ``timeout`` seconds after it was sent; return what it came to."""
+        """Wait for the rows' acks, at most ``timeout`` seconds after the first was sent; return what they came to.
+
+        One wait for them all, not a ``wait_for`` (a task and a timer) per row.
+        """
         result = self.result
-        for row, sent_at, future in self.futures:
-            remaining = max(0.01, timeout - (time.monotonic() - sent_at))
-            try:
-                ack = await asyncio.wait_for(asyncio.shield(future), remaining)
-            except Exception as exc:  # timeout, or an error answer from JetStream
+        if self.futures:
+            remaining = max(0.01, timeout - (time.monotonic() - self.futures[0][1]))
+            await asyncio.wait([future for _, _, future in self.futures], timeout=remaining)
+        for row, _, future in self.futures:
+            if not future.done():
                 future.cancel()
+                exc: BaseException | None = TimeoutError(f"no ack within {timeout}s")
+            else:
+                exc = asyncio.CancelledError() if future.cancelled() else future.exception()
+            if exc is not None:  # timeout, or an error answer from JetStream
                 if not _refused(result, row, exc):
                     log.warning("no ack for event %s: %r", row[1], exc)
                 continue
+            ack = future.result()
             result.acked.append(row)
             if getattr(ack, "duplicate", False):
                 result.duplicates.add(row[1])
