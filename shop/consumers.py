@@ -163,7 +163,7 @@ class OrderConsumer(CountedSocket):
         except ValueError:
             await self.close(code=4404)
             return
-        live.watch_order(self.order_id)
+        await live.watch_order(self.order_id)
         self.watching = True
         await self.channel_layer.group_add(live.order_group(self.order_id), self.channel_name)
         snapshot = await database_sync_to_async(order_snapshot)(self.order_id)
@@ -181,7 +181,7 @@ class OrderConsumer(CountedSocket):
         if getattr(self, "watching", False):
             self.watching = False
             await self.channel_layer.group_discard(live.order_group(self.order_id), self.channel_name)
-            live.unwatch_order(self.order_id)
+            await live.unwatch_order(self.order_id)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         pass  # this socket only speaks

@@ -62,20 +62,31 @@ def order_group(order_id: str) -> str:
 
 
 # The orders this process has a socket open for (each with its number of sockets): the order events of
-# every other order are dropped unread, so a process with no order page open decodes none of them.
+# every other order are dropped unread, and a process with no order page open is not even subscribed to
+# them (each would otherwise take every order's events off the wire, a few hundred a second under load).
 _watched: Counter[str] = Counter()
 
 
-def watch_order(order_id: str) -> None:
-    """Note a socket of this process following ``order_id`` (before it joins the order's group)."""
+async def watch_order(order_id: str) -> None:
+    """Note a socket of this process following ``order_id``; return once the feed hears its events.
+
+    Called before the socket reads the order's snapshot: an event published
+    after this returns reaches the socket, one published before is in the snapshot.
+    """
     _watched[order_id] += 1
+    feed = _current().feed
+    if feed is not None:
+        await feed.follow_orders()
 
 
-def unwatch_order(order_id: str) -> None:
+async def unwatch_order(order_id: str) -> None:
     """Note that a socket of this process stopped following ``order_id``."""
     _watched[order_id] -= 1
     if _watched[order_id] <= 0:
         del _watched[order_id]
+    feed = _current().feed
+    if feed is not None:
+        await feed.follow_orders()
 
 
 @dataclass(frozen=True)
@@ -193,6 +204,8 @@ class Feed:
         self.ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        self._order_subs: list = []  # the order subjects' subscriptions, while an order page is open here
+        self._order_lock = asyncio.Lock()
 
     async def run(self) -> None:
         """Connect (retrying while NATS is down), subscribe, and follow until cancelled."""
@@ -203,9 +216,7 @@ class Feed:
             f"web-live-{os.getpid()}", reconnected_cb=self._on_reconnect, disconnected_cb=self._on_disconnect
         )
         await self.nc.subscribe(STOCK_SUBJECT, cb=self._on_stock)
-        if self.layer is not None:
-            for subject in ORDER_SUBJECTS:
-                await self.nc.subscribe(subject, cb=self._on_order_event)
+        await self.follow_orders()
         await self.nc.flush()
         self.cache.clear(enabled=True)
         self.ready.set()
@@ -215,6 +226,23 @@ class Feed:
         finally:
             self.cache.clear(enabled=False)
             await self.nc.close()
+
+    async def follow_orders(self) -> None:
+        """Be subscribed to the order subjects exactly while some socket here follows an order (fan-out only)."""
+        if self.layer is None or self.nc is None:
+            return  # not connected yet: run() subscribes if a page is open by then
+        async with self._order_lock:
+            if _watched and not self._order_subs:
+                self._order_subs = [await self.nc.subscribe(s, cb=self._on_order_event) for s in ORDER_SUBJECTS]
+                if self.nc.is_connected:
+                    try:  # the server has the subscriptions before the caller reads its snapshot
+                        await self.nc.flush(timeout=2)
+                    except Exception as exc:  # noqa: BLE001  (NATS going away: the client restores them)
+                        log.info("live feed: order subscriptions not confirmed: %r", exc)
+            elif not _watched and self._order_subs:
+                subs, self._order_subs = self._order_subs, []
+                for sub in subs:
+                    await sub.unsubscribe()
 
     def stop(self) -> None:
         """Ask the feed to unsubscribe and close (from any thread)."""

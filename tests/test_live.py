@@ -336,3 +336,60 @@ def test_metrics_count_open_sockets_near_cache_reads_and_order_pushes(pipeline, 
     assert value(samples, "stock_cache_misses_total") >= 1
     assert value(samples, "stock_cache_staleness_seconds_count") >= 1
     scrape_until(base, lambda s: value(s, "websocket_connections") == 0, message="the socket closed")
+
+
+def test_a_process_hears_order_events_only_while_one_of_its_sockets_follows_an_order(nats_url, monkeypatch):
+    """No order page open: not subscribed to the order subjects at all; one open: subscribed before its snapshot."""
+    import asyncio
+
+    import nats
+    from channels.layers import InMemoryChannelLayer
+
+    from events.base import encode, new_envelope
+    from shop.events import OrderConfirmed
+    from shop.inbound import StockLevelChanged
+
+    order_id = "6f9d2c1e-0000-4000-8000-00000000f011"
+
+    async def scenario() -> None:
+        layer = InMemoryChannelLayer()
+        feed = live.Feed(live.NearCache(), layer)
+        monkeypatch.setattr(live._current(), "feed", feed)
+        running = asyncio.get_running_loop().create_task(feed.run())
+        nc = await nats.connect(nats_url)
+
+        async def publish(event) -> None:
+            envelope = new_envelope(event, correlation_id=order_id, causation_id=None)
+            await nc.publish(event.subject(), encode(envelope, event.to_data()))
+            await nc.flush()
+
+        try:
+            async with asyncio.timeout(20):
+                while not feed.ready.is_set():
+                    await asyncio.sleep(0.01)
+                assert feed._order_subs == []  # no order page open here: nothing of the orders on the wire
+                page, levels = await layer.new_channel(), await layer.new_channel()
+                await layer.group_add(live.order_group(order_id), page)
+                await layer.group_add(live.stock_group("O-1"), levels)
+
+                await live.watch_order(order_id)
+                assert len(feed._order_subs) == len(live.ORDER_SUBJECTS)
+                await publish(OrderConfirmed(order_id=order_id))
+                assert (await layer.receive(page))["entry"]["type"] == "OrderConfirmed"
+
+                await live.unwatch_order(order_id)
+                assert feed._order_subs == []
+                # An order event, then a stock change from the same connection: once the change is here,
+                # the order event would have been here before it had the process still been subscribed.
+                await publish(OrderConfirmed(order_id=order_id))
+                await publish(StockLevelChanged(sku="O-1", on_hand=1, reserved=0, available=1, version=1))
+                assert (await layer.receive(levels))["level"]["sku"] == "O-1"
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(0):
+                        await layer.receive(page)
+        finally:
+            feed.stop()
+            await running
+            await nc.close()
+
+    asyncio.run(scenario())
