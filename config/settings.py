@@ -242,6 +242,10 @@ EVENT_PUBLISH_DELAY = env.float("EVENT_PUBLISH_DELAY", default=0.0)
 # A worker sends the events its batches commit from the consumer runner's own loop and NATS connection,
 # right after each batch and before its acks; off: it hands them to a publisher thread, as web processes do.
 EVENT_RUNNER_PUBLISHES = env.bool("EVENT_RUNNER_PUBLISHES", default=True)
+# A worker hands the events its batches commit straight to its own consumers that take them (the inventory's
+# StockReserved to the shop's), in process, while they are also published: the stream's copy, when it comes,
+# is acked without being applied again (docs/architecture.md, "Hand-off in process"). Off: only the bus.
+EVENT_HANDOFF = env.bool("EVENT_HANDOFF", default=True)
 # https://docs.nats.io/using-nats/developer/develop_jetstream/publish
 # Events per round, publishes in flight, seconds to wait for each ack, idle poll.
 RELAY_BATCH_SIZE = env.int("RELAY_BATCH_SIZE", default=500)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,7 +34,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils.module_loading import import_string
 
-from . import bus, observe, publisher
+from . import bus, metrics, observe, publisher
 from .base import DecodeError, Envelope, Event, EventTypes, decode, index
 from .models import DeadLetter
 from .pg import warm_connections
@@ -366,9 +366,32 @@ async def _settle(msgs: list, verdicts: list[Verdict]) -> None:
             await msg.nak(delay=nak_delay(msg.metadata.num_delivered))
 
 
+# Hand-offs whose stream copies are still to come, per consumer, beyond which the oldest are forgotten: a copy
+# that went to another worker never comes here. A forgotten one's copy is applied as any other message, and its
+# receipt, already written, makes that a skip.
+HANDOFF_CLAIMS_MAX = 10_000
+# Hand-offs in a row (an event handed off, the events its handling commits handed off in turn...), at most.
+HANDOFF_DEPTH = 4
+
+
 @dataclass
 class Runner:
-    """Run consumers in this process until ``stop`` is set."""
+    """Run consumers in this process until ``stop`` is set.
+
+    With ``handoff`` (``EVENT_HANDOFF``, and the runner publishing its batches'
+    events itself), the events a batch commits are also handed straight to
+    this process's consumers that take them, in a batch of their own on a
+    worker thread, without waiting for the bus: the inventory's
+    ``StockReserved`` reaches the shop's consumer as soon as it is committed.
+    They are published all the same. Each handed-off event is *claimed* for
+    its consumer before it is sent; when the stream's copy comes to that
+    consumer here, it waits for the hand-off's outcome and acks the copy if
+    the hand-off applied it (its effect and receipt are committed), else
+    applies the copy as any other message. A copy that goes to another worker
+    meets the receipt there and is skipped: nothing is lost (the copy is the
+    durable delivery, acked only after an effect is committed) and nothing is
+    doubled (the receipt).
+    """
 
     consumers: Iterable[Consumer]
     batch_size: int = 0
@@ -377,10 +400,15 @@ class Runner:
     linger: float | None = None
     linger_max: float | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    handoff: bool | None = None
     outlet: publisher.Outlet | None = field(default=None, init=False)
+    # consumer name → {event id: the future of the hand-off that applies it, resolving to the ids it applied}
+    _claims: dict[str, OrderedDict[str, asyncio.Future]] = field(default_factory=dict, init=False)
+    _tasks: set[asyncio.Task] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         self.consumers = list(self.consumers)
+        self.handoff = settings.EVENT_HANDOFF if self.handoff is None else self.handoff
         self.linger = settings.EVENT_FETCH_LINGER if self.linger is None else self.linger
         self.linger_max = settings.EVENT_FETCH_LINGER_MAX if self.linger_max is None else self.linger_max
         self.batch_size = self.batch_size or settings.EVENT_BATCH_SIZE
@@ -402,6 +430,8 @@ class Runner:
             await self._ensure(js)
             await asyncio.gather(*(self._consume(nc, c) for c in self.consumers))
         finally:
+            if self._tasks:  # hand-offs under way: their batches finish on their threads, their events go out
+                await asyncio.wait(self._tasks, timeout=10)
             if self.outlet is not None:
                 await self.outlet.close()
             await bus.close(nc)
@@ -431,6 +461,8 @@ class Runner:
                 log.info("consuming %s from %s (batch %d)", consumer.name, consumer.stream, self.batch_size)
                 while not self.stop.is_set():
                     msgs = await feed.next_batch(self.batch_size)
+                    if msgs and self._claims.get(consumer.name):
+                        msgs = await self._ack_handed_off(consumer.name, msgs)
                     if not msgs:
                         continue
                     began = time.monotonic()
@@ -441,7 +473,7 @@ class Runner:
                         self.executor, _process_collecting, consumer, deliveries, self.max_deliver, self.outlet
                     )
                     if committed:
-                        await self.outlet.send(committed)  # the batch's events, before its acks
+                        await self._pass_on(committed)  # the batch's events, before its acks
                     await _settle(msgs, verdicts)
                     observe.settled(consumer.name, started)
                     backoff = 0.5
@@ -459,6 +491,68 @@ class Runner:
             finally:
                 closer.cancel()
                 await feed.close()
+
+    async def _pass_on(self, committed: list[bus.Row], depth: int = 0) -> None:
+        """Send the events a batch committed, first handing each to this process's consumers that take it."""
+        if self.handoff and depth < HANDOFF_DEPTH:
+            for consumer, rows in self._takers(committed):
+                done = asyncio.get_running_loop().create_future()
+                claims = self._claims.setdefault(consumer.name, OrderedDict())
+                for row in rows:
+                    claims[row[1]] = done
+                while len(claims) > HANDOFF_CLAIMS_MAX:
+                    claims.popitem(last=False)
+                self._tasks.add(task := asyncio.create_task(self._hand_off(consumer, rows, done, depth)))
+                task.add_done_callback(self._tasks.discard)
+        await self.outlet.send(committed)
+
+    def _takers(self, rows: list[bus.Row]) -> list[tuple[Consumer, list[bus.Row]]]:
+        """Return each consumer of this process with the rows whose subject it reads (its stream, its filter)."""
+        streams = {row[1]: bus.stream_of(row[2]) for row in rows}
+        return [
+            (consumer, mine)
+            for consumer in self.consumers
+            if (
+                mine := [
+                    row
+                    for row in rows
+                    if streams[row[1]] == consumer.stream
+                    and any(bus.subject_matches(p, row[2]) for p in consumer.subjects)
+                ]
+            )
+        ]
+
+    async def _hand_off(self, consumer: Consumer, rows: list[bus.Row], done: asyncio.Future, depth: int) -> None:
+        """Apply committed rows as a batch of ``consumer``'s; resolve ``done`` to the ids it applied (or skipped)."""
+        applied: set[str] = set()
+        try:
+            # delivery 0: handed off, not delivered (it never counts towards EVENT_MAX_DELIVER)
+            deliveries = [Delivery(bytes(row[3]), row[2], bus.message_headers(row[1], row[4]), 0, None) for row in rows]
+            verdicts, committed = await asyncio.get_running_loop().run_in_executor(
+                self.executor, _process_collecting, consumer, deliveries, self.max_deliver, self.outlet
+            )
+            applied = {row[1] for row, verdict in zip(rows, verdicts, strict=True) if verdict is Verdict.ACK}
+            metrics.HANDED_OFF.labels(consumer.name).inc(len(rows))
+            if committed:
+                await self._pass_on(committed, depth + 1)
+        except Exception as exc:  # the stream's copies are applied as usual
+            log.warning("%s: hand-off of %d events failed: %r", consumer.name, len(rows), exc)
+        finally:
+            if not done.done():
+                done.set_result(applied)
+
+    async def _ack_handed_off(self, name: str, msgs: list) -> list:
+        """Ack the stream copies of events a hand-off applied here; return the other messages."""
+        claims, rest = self._claims[name], []
+        for msg in msgs:
+            event_id = (msg.headers or {}).get("Nats-Msg-Id", "")
+            done = claims.pop(event_id, None)
+            if done is not None and event_id in await done:
+                await msg.ack()
+                metrics.HANDOFF_COPIES.labels(name).inc()
+            else:
+                rest.append(msg)
+        return rest
 
     async def _close_on_stop(self, feed: PullFeed) -> None:
         await self.stop.wait()

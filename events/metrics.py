@@ -58,6 +58,12 @@ RELAY_LAG = Histogram(
 
 # --- consumers
 CONSUMED = Counter("events_consumed_total", "Events a consumer applied and committed.", ["consumer", "type"])
+HANDED_OFF = Counter(
+    "events_handed_off_total", "Events a worker handed to its own consumer in process, applied or not.", ["consumer"]
+)
+HANDOFF_COPIES = Counter(
+    "events_handoff_copies_total", "Stream copies of handed-off events acked without applying them again.", ["consumer"]
+)
 HANDLER_FAILURES = Counter("events_handler_failures_total", "Handler runs that raised.", ["consumer", "type"])
 HANDLER_DURATION = Histogram(
     "events_handler_duration_seconds",

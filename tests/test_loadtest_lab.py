@@ -121,6 +121,7 @@ def test_the_ladder_climbs_in_every_lever_by_default_and_in_the_baseline_alone_w
         "linger-off",
         "gc-unfrozen",
         "publisher-thread",
+        "handoff-off",
     ]
     assert parse_args([]).ladder == LADDER_NAMES == levers
     assert parse_args(["--quick", "--ladder-start", "5"]).ladder == ["baseline"]

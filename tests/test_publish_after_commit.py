@@ -16,7 +16,7 @@ import pytest
 
 from events.models import ProcessedEvent, StoredEvent
 from shop.models import Order
-from tests.pipeline import run_async, stream_messages, wait_for
+from tests.pipeline import pending, run_async, stream_messages, wait_for
 from tests.test_faults import all_final, assert_each_effect_once
 from tests.test_monitoring import scrape_until, value
 
@@ -110,4 +110,29 @@ def test_a_publisher_slower_than_the_relay_doubles_nothing(pipeline, make_produc
     # The late publisher publishes its copies; JetStream answers that it has them already.
     scrape_until(base, lambda s: value(s, "events_publish_duplicates_total") >= 6, 30, "the web's late copies")
     assert_each_event_once_in_the_streams(pipeline.nats_url)
+    assert_each_effect_once()
+
+
+def test_a_worker_killed_after_handing_off_what_it_never_published_doubles_nothing(pipeline, make_product):
+    make_product("A", stock=100)
+    # This worker publishes nothing for a minute: its orders can only be confirmed by the hand-off in process
+    # (the inventory's StockReserved straight to the shop's consumer), and the stream gets no copy before the kill.
+    doomed = start_workers(pipeline, EVENT_PUBLISH_DELAY="60")
+    base = pipeline.web(1)
+    orders = place_over_http(base, 8)
+    wait_for(lambda: Order.objects.filter(status=Order.Status.CONFIRMED).count() == 8, 30, "8 orders confirmed")
+    assert StoredEvent.objects.filter(type__in=["StockReserved", "OrderConfirmed"], unpublished__isnull=False).count()
+    doomed.kill()  # in the window: applied by hand-off, never published, the copies still to come
+
+    pipeline.relay(RELAY_SWEEP_AGE="1")  # publishes the copies; a new worker gets them and meets their receipts
+    pipeline.workers()
+    assert_each_event_once_in_the_streams(pipeline.nats_url)
+    wait_for(lambda: run_async(pending(pipeline.nats_url, "INVENTORY", "shop")) == (0, 0), 30, "the copies settled")
+    assert set(Order.objects.filter(status=Order.Status.CONFIRMED).values_list("id", flat=True)) == {
+        *map(uuid.UUID, orders)
+    }
+    assert StoredEvent.objects.filter(type="OrderConfirmed").count() == 8
+    # Every event the shop's consumer takes (not StockReceived), applied once: by hand-off, or from the stream.
+    taken = StoredEvent.objects.filter(subject__startswith="inventory.").exclude(type="StockReceived")
+    assert ProcessedEvent.objects.filter(consumer="shop").count() == taken.count()
     assert_each_effect_once()

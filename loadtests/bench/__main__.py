@@ -27,6 +27,7 @@ SCENARIO_NAMES = [
     "linger-off",
     "gc-unfrozen",
     "publisher-thread",
+    "handoff-off",
 ]
 # The ladder paces HTTP orders through a running pipeline, so it climbs only in the configurations of the
 # pipeline (not `service`, which has no HTTP, nor `acceptance-only`, which stops the pipeline): each one's curve
@@ -44,6 +45,7 @@ LADDER_NAMES = [
     "linger-off",
     "gc-unfrozen",
     "publisher-thread",
+    "handoff-off",
 ]
 QUICK = {
     "rounds": 1,

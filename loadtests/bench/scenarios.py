@@ -91,6 +91,11 @@ SCENARIOS = [
         "a worker hands its batches' events to a publisher thread instead of sending them from its runner's loop",
         env={"EVENT_RUNNER_PUBLISHES": "0"},
     ),
+    Scenario(
+        "handoff-off",
+        "a worker's consumers get the events its own batches commit from the bus only, not handed off in process",
+        env={"EVENT_HANDOFF": "0"},
+    ),
     # The stock read path (near cache or database) has its own read load: see reads.py.
 ]
 SCENARIO_NAMES = [s.name for s in SCENARIOS]
