@@ -405,10 +405,21 @@ class Runner:
     # consumer name → {event id: the future of the hand-off that applies it, resolving to the ids it applied}
     _claims: dict[str, OrderedDict[str, asyncio.Future]] = field(default_factory=dict, init=False)
     _tasks: set[asyncio.Task] = field(default_factory=set, init=False)
+    # consumer name → hand-offs waiting for it: (rows, their future, depth); and the consumers one is running for
+    _lanes: dict[str, deque] = field(default_factory=dict, init=False)
+    _handing: set[str] = field(default_factory=set, init=False)
+    # consumer name → the event types handed off to it: those with a handler not marked ``last``. A ``last``
+    # handler keeps a read model (the newest version wins): it gains nothing from being first, and batches
+    # gathered from the stream apply its rows in one run, where hand-offs would lock them batch after batch.
+    _handed: dict[str, set[str]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.consumers = list(self.consumers)
         self.handoff = settings.EVENT_HANDOFF if self.handoff is None else self.handoff
+        self._handed = {
+            c.name: {cls.TYPE for cls, handler in c.subscriptions if not getattr(handler, "runs_last", False)}
+            for c in self.consumers
+        }
         self.linger = settings.EVENT_FETCH_LINGER if self.linger is None else self.linger
         self.linger_max = settings.EVENT_FETCH_LINGER_MAX if self.linger_max is None else self.linger_max
         self.batch_size = self.batch_size or settings.EVENT_BATCH_SIZE
@@ -502,12 +513,15 @@ class Runner:
                     claims[row[1]] = done
                 while len(claims) > HANDOFF_CLAIMS_MAX:
                     claims.popitem(last=False)
-                self._tasks.add(task := asyncio.create_task(self._hand_off(consumer, rows, done, depth)))
-                task.add_done_callback(self._tasks.discard)
+                self._lanes.setdefault(consumer.name, deque()).append((rows, done, depth))
+                if consumer.name not in self._handing:
+                    self._handing.add(consumer.name)
+                    self._tasks.add(task := asyncio.create_task(self._hand_offs(consumer)))
+                    task.add_done_callback(self._tasks.discard)
         await self.outlet.send(committed)
 
     def _takers(self, rows: list[bus.Row]) -> list[tuple[Consumer, list[bus.Row]]]:
-        """Return each consumer of this process with the rows whose subject it reads (its stream, its filter)."""
+        """Return each consumer of this process with the rows it takes and has handed off (see ``_handed``)."""
         streams = {row[1]: bus.stream_of(row[2]) for row in rows}
         return [
             (consumer, mine)
@@ -516,14 +530,42 @@ class Runner:
                 mine := [
                     row
                     for row in rows
-                    if streams[row[1]] == consumer.stream
+                    if row[5] in self._handed[consumer.name]
+                    and streams[row[1]] == consumer.stream
                     and any(bus.subject_matches(p, row[2]) for p in consumer.subjects)
                 ]
             )
         ]
 
-    async def _hand_off(self, consumer: Consumer, rows: list[bus.Row], done: asyncio.Future, depth: int) -> None:
-        """Apply committed rows as a batch of ``consumer``'s; resolve ``done`` to the ids it applied (or skipped)."""
+    async def _hand_offs(self, consumer: Consumer) -> None:
+        """Apply what waits to be handed off to ``consumer``, one batch at a time, each taking all that waits.
+
+        One at a time per consumer, as its fetched batches are: concurrent hand-offs
+        to one consumer would contend for the same rows, and under load each batch
+        now carries the events of several batches before it.
+        """
+        lane = self._lanes[consumer.name]
+        try:
+            while lane:
+                rows, waiting, depth = [], [], 0
+                while lane and len(rows) < self.batch_size:
+                    more, done, at = lane.popleft()
+                    rows += more
+                    waiting.append(done)
+                    depth = max(depth, at)
+                applied = await self._hand_off(consumer, rows, depth)
+                for done in waiting:
+                    if not done.done():
+                        done.set_result(applied)
+        finally:
+            self._handing.discard(consumer.name)
+            while lane:  # cancelled: what was left is applied from the stream's copies
+                _, done, _ = lane.popleft()
+                if not done.done():
+                    done.set_result(set())
+
+    async def _hand_off(self, consumer: Consumer, rows: list[bus.Row], depth: int) -> set[str]:
+        """Apply committed rows as a batch of ``consumer``'s; return the ids it applied (or skipped as seen)."""
         applied: set[str] = set()
         try:
             # delivery 0: handed off, not delivered (it never counts towards EVENT_MAX_DELIVER)
@@ -537,9 +579,7 @@ class Runner:
                 await self._pass_on(committed, depth + 1)
         except Exception as exc:  # the stream's copies are applied as usual
             log.warning("%s: hand-off of %d events failed: %r", consumer.name, len(rows), exc)
-        finally:
-            if not done.done():
-                done.set_result(applied)
+        return applied
 
     async def _ack_handed_off(self, name: str, msgs: list) -> list:
         """Ack the stream copies of events a hand-off applied here; return the other messages."""
