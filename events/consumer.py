@@ -408,18 +408,10 @@ class Runner:
     # consumer name → hand-offs waiting for it: (rows, their future, depth); and the consumers one is running for
     _lanes: dict[str, deque] = field(default_factory=dict, init=False)
     _handing: set[str] = field(default_factory=set, init=False)
-    # consumer name → the event types handed off to it: those with a handler not marked ``last``. A ``last``
-    # handler keeps a read model (the newest version wins): it gains nothing from being first, and batches
-    # gathered from the stream apply its rows in one run, where hand-offs would lock them batch after batch.
-    _handed: dict[str, set[str]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.consumers = list(self.consumers)
         self.handoff = settings.EVENT_HANDOFF if self.handoff is None else self.handoff
-        self._handed = {
-            c.name: {cls.TYPE for cls, handler in c.subscriptions if not getattr(handler, "runs_last", False)}
-            for c in self.consumers
-        }
         self.linger = settings.EVENT_FETCH_LINGER if self.linger is None else self.linger
         self.linger_max = settings.EVENT_FETCH_LINGER_MAX if self.linger_max is None else self.linger_max
         self.batch_size = self.batch_size or settings.EVENT_BATCH_SIZE
@@ -521,7 +513,7 @@ class Runner:
         await self.outlet.send(committed)
 
     def _takers(self, rows: list[bus.Row]) -> list[tuple[Consumer, list[bus.Row]]]:
-        """Return each consumer of this process with the rows it takes and has handed off (see ``_handed``)."""
+        """Return each consumer of this process with the rows whose subject it reads (its stream, its filter)."""
         streams = {row[1]: bus.stream_of(row[2]) for row in rows}
         return [
             (consumer, mine)
@@ -530,8 +522,7 @@ class Runner:
                 mine := [
                     row
                     for row in rows
-                    if row[5] in self._handed[consumer.name]
-                    and streams[row[1]] == consumer.stream
+                    if streams[row[1]] == consumer.stream
                     and any(bus.subject_matches(p, row[2]) for p in consumer.subjects)
                 ]
             )
@@ -541,8 +532,9 @@ class Runner:
         """Apply what waits to be handed off to ``consumer``, one batch at a time, each taking all that waits.
 
         One at a time per consumer, as its fetched batches are: concurrent hand-offs
-        to one consumer would contend for the same rows, and under load each batch
-        now carries the events of several batches before it.
+        to one consumer would contend for the same rows (the stock levels of a read
+        model), and under load each batch carries the events of several batches
+        before it.
         """
         lane = self._lanes[consumer.name]
         try:
